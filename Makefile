@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 SCALE ?= default
 OUT ?= runs/$(SCALE)
 
-.PHONY: setup reproduce test export clean-nbs bench
+.PHONY: setup reproduce test export readme bench
 
 setup:  ## create .venv, install mixup_lab editable with its dev extras, register the papermill kernel
 	$(PY) -m venv $(VENV)
@@ -13,16 +13,20 @@ setup:  ## create .venv, install mixup_lab editable with its dev extras, registe
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	$(BIN)/python -m ipykernel install --sys-prefix --name mixup_lab --display-name "Python (mixup_lab)"
 
-reproduce:  ## run every experiment notebook through papermill (SCALE=default|full)
-	$(BIN)/reproduce --scale $(SCALE) --out $(OUT)
+reproduce:  ## run every experiment notebook through papermill (SCALE=default|full, DATA_ROOT=, DEVICE=)
+	$(BIN)/reproduce --scale $(SCALE) --out $(OUT) $(if $(DATA_ROOT),--data-root $(DATA_ROOT)) $(if $(DEVICE),--device $(DEVICE))
 
-test:  ## package == notebooks, fast notebook cells, pytest
+test:  ## package == notebooks, README == index notebook, fast notebook cells, pytest
 	bash .ci/check_export.sh
+	$(BIN)/python .ci/readme.py --check
 	$(BIN)/nbdev_test --n_workers 2 --do_print
 	$(BIN)/python -m pytest -q tests
 
-export:  ## notebooks -> mixup_lab/, then strip notebook noise
-	$(BIN)/nbdev_export && $(BIN)/nbdev_clean
+export:  ## notebooks -> mixup_lab/, then strip notebook noise, then README from nbs/index.ipynb
+	$(BIN)/nbdev_export && $(BIN)/nbdev_clean && $(BIN)/python .ci/readme.py
+
+readme:  ## README.md from nbs/index.ipynb
+	$(BIN)/python .ci/readme.py
 
 bench:  ## the speed and memory benchmark notebook
 	$(BIN)/reproduce --only benchmarks --out $(OUT)
