@@ -163,10 +163,10 @@ class Killer:
         return self.objective.loss(model, x, y)
 
 
-def _resume_job(checkpoint, out):
+def _resume_job(checkpoint, out, threads):
     "Run in a fresh process: new objects, scrambled global RNGs, resume to 4 epochs, save the result."
     import random
-    torch.set_num_threads(1)
+    torch.set_num_threads(threads)  # the parent's count: float reductions depend on how work is split
     torch.manual_seed(77); np.random.seed(77); random.seed(77)
     model, history = _fit("mixup", epochs=4, seed=3, checkpoint=checkpoint)
     torch.save({"state": model.state_dict(), "history": history}, out)
@@ -179,8 +179,8 @@ def test_killed_run_resumes_bit_identically_in_a_fresh_process(tmp_path):
         _fit(Killer(get_objective("mixup", 4), steps=12), epochs=4, seed=3, checkpoint=tmp_path / "run.pt")
     assert torch.load(tmp_path / "run.pt", weights_only=False)["epoch"] == 2
     code = (f"import sys; sys.path.insert(0, {str(HERE)!r}); import test_train; "
-            f"test_train._resume_job({str(tmp_path / 'run.pt')!r}, {str(tmp_path / 'out.pt')!r})")
-    env = dict(os.environ, OMP_NUM_THREADS="1")
+            f"test_train._resume_job({str(tmp_path / 'run.pt')!r}, {str(tmp_path / 'out.pt')!r}, {torch.get_num_threads()})")
+    env = dict(os.environ, OMP_NUM_THREADS=str(torch.get_num_threads()))
     subprocess.run([sys.executable, "-c", code], check=True, env=env, cwd=HERE.parent)
     resumed = torch.load(tmp_path / "out.pt", weights_only=False)
     straight_state = straight.state_dict()

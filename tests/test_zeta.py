@@ -69,6 +69,16 @@ def test_exact_mode_matches_zeta_weights_and_n_mix_equal_batch(batch, gamma, see
 
 
 @settings(max_examples=30, deadline=None)
+@given(st.integers(2, 40), st.integers(2, 40), seeds)
+def test_n_mix_keeps_the_leading_ranks_of_the_exact_plan(batch, n_mix, seed):
+    n_mix = min(n_mix, batch)
+    x = torch.randn(batch, 3)
+    exact = ZetaMixup(2.0, num_classes=2, generator=torch.Generator().manual_seed(seed)).plan(x)
+    part = ZetaMixup(2.0, num_classes=2, n_mix=n_mix, generator=torch.Generator().manual_seed(seed)).plan(x)
+    assert torch.equal(part.index, exact.index[:, :n_mix])
+
+
+@settings(max_examples=30, deadline=None)
 @given(st.one_of(st.none(), st.integers(2, 6)), seeds)
 def test_determinism_under_seeded_generator(n_mix, seed):
     x, y = torch.randn(6, 3, 4, 4), torch.randint(4, (6,))
