@@ -3,6 +3,7 @@
 Markdown cells are copied, code cells become ```python blocks followed by their text output, and
 links to ../figures/ are rewritten for the repository root. `--check` exits 1 when README.md is stale.
 """
+import re
 import sys
 from pathlib import Path
 
@@ -17,7 +18,9 @@ def render(nb_path=root / "nbs" / "index.ipynb") -> str:
         src = cell.source.strip()
         if not src or src.startswith("#| hide"): continue
         if cell.cell_type == "markdown":
-            parts.append(src.replace("](../figures/", "](figures/").replace('src="../figures/', 'src="figures/'))
+            src = src.replace("](../figures/", "](figures/").replace('src="../figures/', 'src="figures/')
+            # links between notebooks are relative to nbs/; from the repository root they need the prefix
+            parts.append(re.sub(r"\]\((?!https?:|#|/|figures/)([^)\s]+)\)", r"](nbs/\1)", src))
         elif cell.cell_type == "code":
             lines = [l for l in src.splitlines() if not l.startswith("#|")]
             parts.append("```python\n" + "\n".join(lines) + "\n```")

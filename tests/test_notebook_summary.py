@@ -1,0 +1,46 @@
+"summary.ipynb through papermill, on summary rows made here (it trains nothing, so no other notebook is needed)."
+from pathlib import Path
+
+import pandas as pd
+import papermill as pm
+import pytest
+from jupyter_client.kernelspec import KernelSpecManager
+
+from mixup_lab.experiments import SUMMARY_COLUMNS, aggregate, save_table, summary_rows
+
+NB = Path(__file__).resolve().parent.parent / "nbs" / "experiments" / "summary.ipynb"
+KERNEL = "mixup_lab" if "mixup_lab" in KernelSpecManager().find_kernel_specs() else "python3"
+
+
+def _rows(experiment, shift):
+    df = pd.DataFrame({"method": ["erm"] * 3 + ["mixup"] * 3, "dataset": "digits", "seed": [0, 1, 2] * 2,
+                       "test_acc": [0.80, 0.82, 0.81, 0.80 + shift, 0.83 + shift, 0.815 + shift]})
+    return summary_rows(aggregate(df), experiment, "test_acc", setting=["dataset"])
+
+
+def _run(out):
+    pm.execute_notebook(str(NB), str(out / "summary_out.ipynb"), parameters={"out_dir": str(out)},
+                        kernel_name=KERNEL, cwd=str(NB.parent), progress_bar=False)
+
+
+def test_summary_collects_every_experiment(tmp_path):
+    save_table(_rows("zeta_mixup", 0.03), tmp_path / "zeta_mixup_summary.csv")
+    save_table(_rows("sem", -0.01), tmp_path / "sem_summary.csv")
+    bench = pd.DataFrame([dict(zip(SUMMARY_COLUMNS, ["benchmarks", "(128, 3, 32, 32)", "Mixup", "time ratio vs timm",
+                                                      0.9, None, 1, None, None, None, None, "<= 1.0"]))])
+    save_table(bench, tmp_path / "benchmarks_summary.csv")
+    _run(tmp_path)
+    summary = pd.read_csv(tmp_path / "summary.csv")
+    assert tuple(summary.columns) == SUMMARY_COLUMNS
+    assert summary.experiment.tolist() == ["zeta_mixup"] * 2 + ["sem"] * 2 + ["benchmarks"]  # reproduce's order
+    assert (tmp_path / "figures" / "summary_differences.png").stat().st_size > 0
+    text = (tmp_path / "summary_out.ipynb").read_text()
+    assert "not run: synermix, snapmix" in text
+
+
+def test_summary_refuses_misaligned_and_missing_tables(tmp_path):
+    with pytest.raises(pm.PapermillExecutionError, match="no <experiment>_summary.csv"):
+        _run(tmp_path)
+    pd.DataFrame({"method": ["erm"], "acc": [0.9]}).to_csv(tmp_path / "sem_summary.csv", index=False)
+    with pytest.raises(pm.PapermillExecutionError, match="differ from SUMMARY_COLUMNS"):
+        _run(tmp_path)
