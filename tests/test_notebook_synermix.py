@@ -1,0 +1,64 @@
+"Smoke test of the SynerMix experiment notebook (nbs/experiments/synermix.ipynb) with papermill, tiny=True."
+from pathlib import Path
+
+import pandas as pd
+import papermill as pm
+import pytest
+from jupyter_client.kernelspec import KernelSpecManager
+
+from mixup_lab.experiments import SUMMARY_COLUMNS
+from mixup_lab.synermix import SYNERMIX_SETTINGS
+
+NOTEBOOK = Path(__file__).resolve().parents[1] / "nbs" / "experiments" / "synermix.ipynb"
+KERNEL = "mixup_lab" if "mixup_lab" in KernelSpecManager().find_kernel_specs() else "python3"
+FIGURES = ("synermix_settings.png", "synermix_beta.png", "synermix_embedding.png")
+TABLES = ("synermix_settings", "synermix_gains", "synermix_beta", "synermix_features", "synermix_features_summary",
+          "synermix_summary")
+
+
+def execute(out_dir: Path, **parameters) -> None:
+    pm.execute_notebook(str(NOTEBOOK), str(out_dir / "executed.ipynb"), kernel_name=KERNEL, cwd=str(NOTEBOOK.parent),
+                        parameters=dict(parameters, out_dir=str(out_dir)), progress_bar=False, log_output=False)
+
+
+def stored_files(out_dir: Path) -> dict:
+    "Every run record and cached feature file, with its modification time."
+    files = list((out_dir / "synermix" / "runs").glob("*.json")) + list((out_dir / "synermix" / "features").glob("*.pt"))
+    return {p.name: p.stat().st_mtime_ns for p in files}
+
+
+def test_tiny_run_writes_tables_and_figures_and_resumes(tmp_path):
+    execute(tmp_path, tiny=True)
+    summary = pd.read_csv(tmp_path / "synermix_summary.csv")
+    assert tuple(summary.columns) == SUMMARY_COLUMNS
+    assert (summary["experiment"] == "synermix").all()
+    acc = summary[summary["metric"] == "test_acc"]
+    assert set(acc["method"]) == set(SYNERMIX_SETTINGS)  # all six settings, one row each (one dataset)
+    assert len(acc) == 6 and acc["mean"].between(0, 1).all() and (acc["n"] == 2).all()
+    base = acc.set_index("method").loc["wo-RA&ER"]
+    assert base["diff"] == 0 and base["diff_lo"] == 0  # the baseline against itself
+    gains = summary[summary["metric"] == "test_acc_gain"]
+    assert len(gains) == 2 and gains["method"].str.startswith("w-RA&ER(M").all()
+    assert summary["paper"].isna().all()  # no published numbers at default scale
+    for name in TABLES:
+        assert (tmp_path / f"{name}.csv").is_file() and (tmp_path / f"{name}.md").is_file()
+    for name in FIGURES:
+        assert (tmp_path / "figures" / name).stat().st_size > 0
+    features = pd.read_csv(tmp_path / "synermix_features.csv")
+    assert set(features["label"]) == {"wo-RA&ER", "w-RA&ER(M)"} and set(features["seed"]) == {0, 1}
+    assert features[["cohesion", "separability", "fisher_ratio"]].notna().all().all()
+    assert (features["test_acc"] == features["recorded_acc"]).all()  # the retrained model is the recorded one
+    beta = pd.read_csv(tmp_path / "synermix_beta.csv")
+    assert set(beta["beta"].dropna()) == {0.0, 0.5}
+
+    before = stored_files(tmp_path)
+    assert sum(name.endswith(".json") for name in before) == 14  # 6 settings x 2 seeds + 2 runs at beta = 0.5 (beta = 0 is w-ER(M))
+    execute(tmp_path, tiny=True)  # everything is cached: nothing is retrained, the tables are the same
+    assert stored_files(tmp_path) == before
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "synermix_summary.csv"), summary)
+
+
+def test_full_scale_needs_data_root(tmp_path):
+    with pytest.raises(pm.PapermillExecutionError) as info:
+        execute(tmp_path, scale="full", tiny=True)
+    assert info.value.ename == "ValueError" and "data_root" in info.value.evalue
