@@ -83,10 +83,10 @@ def test_loss_is_seeded_and_matches_manual_computation():
 
 @pytest.mark.parametrize("make", [
     lambda: torchvision.models.resnet18(num_classes=4),
-    lambda: timm.create_model("resnet18", num_classes=4),
+    lambda: timm.create_model("resnet10t", pretrained=False, num_classes=4),
     lambda: nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 8, 3, padding=1), nn.ReLU(),
                           nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 4)),
-])
+], ids=["torchvision-resnet18", "timm-resnet10t", "sequential"])
 def test_works_on_supported_models(make):
     model = make()
     cls_forward = type(model).forward
@@ -97,6 +97,23 @@ def test_works_on_supported_models(make):
         assert torch.isfinite(loss)
     assert no_hooks(model) and type(model).forward is cls_forward
     assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
+    seeded = lambda seed: ManifoldMixup(num_classes=4, generator=torch.Generator().manual_seed(seed)).loss(model, x, y)
+    assert torch.equal(seeded(3), seeded(3))  # default layers, same seed: the same layer, λ, π and loss
+
+
+def test_model_without_default_layers():
+    "A model neither split_model nor the defaults know: a TypeError asking for layers=; explicit names work."
+    class Opaque(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.trunk, self.classifier = nn.Linear(6, 8), nn.Linear(8, 3)
+        def forward(self, x): return self.classifier(self.trunk(x).relu())
+
+    model, x, y = Opaque(), torch.randn(4, 6), torch.tensor([0, 1, 2, 0])
+    with pytest.raises(TypeError, match="no default Manifold Mixup layers for a Opaque; pass layers="):
+        ManifoldMixup().loss(model, x, y)
+    loss = ManifoldMixup(layers=["input", "trunk"], generator=torch.Generator().manual_seed(0)).loss(model, x, y)
+    assert torch.isfinite(loss) and no_hooks(model)
 
 
 def test_default_layers():

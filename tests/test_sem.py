@@ -2,12 +2,16 @@
 import math
 
 import pytest
+import timm
 import torch
+import torchvision
 import torch.nn as nn
 import torch.nn.functional as F
 from hypothesis import given, settings, strategies as st
 
 from mixup_lab.core import InputMixer, LinearPlan, Objective, split_model
+from mixup_lab.cutmix import CutMix
+from mixup_lab.zeta import ZetaMixup
 from mixup_lab.manifold import ManifoldMixup
 from mixup_lab.mixup import Mixup
 from mixup_lab.sem import SEM_DISTANCES, SemanticEquivariantMixup, representation_distance
@@ -147,3 +151,53 @@ def test_unsupported_model_and_bad_batches():
     with pytest.raises(TypeError, match="features="): sem.loss(Opaque(), x, y)
     with pytest.raises(ValueError, match="same batch size"): sem.loss(relu_net(), x, y[:4])
     with pytest.raises(ValueError, match="at least 2"): sem.loss(relu_net(), x[:1], y[:1])
+
+
+MIXERS = {"mixup": lambda s: Mixup(alpha=1.0, num_classes=3, generator=s),
+          "mixup-elem": lambda s: Mixup(alpha=1.0, num_classes=3, mode="elem", generator=s),
+          "cutmix": lambda s: CutMix(alpha=1.0, num_classes=3, generator=s),
+          "zeta": lambda s: ZetaMixup(gamma=2.8, num_classes=3, generator=s),
+          "zeta-n3": lambda s: ZetaMixup(gamma=2.0, num_classes=3, n_mix=3, generator=s)}
+
+
+def image_cnn():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.Conv2d(8, 8, 3, padding=1),
+                         nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 3))
+
+
+@pytest.mark.parametrize("kind", list(MIXERS))
+@pytest.mark.parametrize("stop", [True, False])
+def test_every_input_mixer_gives_its_plan(kind, stop):
+    "The regulariser is d(features(plan.inputs(x)), plan.rows(features(x))) for the mixer's own seeded plan."
+    model = image_cnn()
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(6, 3, 12, 12, generator=g), torch.randint(3, (6,), generator=g)
+    make = lambda: MIXERS[kind](torch.Generator().manual_seed(3))
+    out = SemanticEquivariantMixup(make(), weight=0.7, distance="cosine", stop_grad_target=stop).losses(model, x, y)
+    plan = make().sample_plan(x)
+    features, head = split_model(model)
+    h_mixed, target = features(plan.inputs(x)), plan.rows(features(x))
+    expected = (1 - F.cosine_similarity(h_mixed, target)).mean()
+    torch.testing.assert_close(out["regularizer"], expected)
+    label = F.cross_entropy(head(h_mixed), plan.rows(F.one_hot(y, 3).float()))
+    torch.testing.assert_close(out["loss"], label + 0.7 * expected)
+    out["loss"].backward()
+    assert all(p.grad is not None for p in model.parameters())
+
+
+@pytest.mark.parametrize("make", [lambda: torchvision.models.resnet18(num_classes=3),
+                                  lambda: timm.create_model("resnet10t", pretrained=False, num_classes=3),
+                                  image_cnn], ids=["torchvision-resnet18", "timm-resnet10t", "sequential"])
+def test_supported_models_same_seed_same_loss(make):
+    model = make()
+    forward = type(model).forward
+    x, y = torch.randn(4, 3, 32, 32), torch.tensor([0, 1, 2, 0])
+    for kind in ("mixup", "cutmix", "zeta"):
+        loss = lambda seed: SemanticEquivariantMixup(MIXERS[kind](torch.Generator().manual_seed(seed))).loss(model, x, y)
+        first = loss(0)
+        assert torch.equal(first, loss(0)) and not torch.equal(first, loss(1)), kind
+        model.zero_grad()
+        first.backward()
+        assert torch.isfinite(first) and all(p.grad is not None for p in model.parameters()), kind
+    assert type(model).forward is forward and not any(m._forward_hooks for m in model.modules())

@@ -1,4 +1,6 @@
 "API-level, property-based and error-path tests of mixup_lab.snapmix."
+import copy
+
 import pytest
 import timm
 import torch
@@ -175,3 +177,41 @@ def test_mode_restored_after_exception():
 def test_error_paths(bad, error, match):
     with pytest.raises(error, match=match):
         bad()
+
+
+@pytest.mark.parametrize("make", [lambda: torchvision.models.resnet18(num_classes=5),
+                                  lambda: timm.create_model("resnet10t", pretrained=False, num_classes=5), cnn],
+                         ids=["torchvision-resnet18", "timm-resnet10t", "sequential"])
+def test_supported_models_same_seed_same_loss(make):
+    "64×64 images give ResNets a 2×2 last feature map, so the CAM path (not the area fallback) is exercised."
+    model, (x, y) = make(), batch(size=64, n=4)
+    forward = type(model).forward
+    # the maps read the batch-norm running statistics, which a training forward updates: the same seed gives the
+    # same loss for the same model state, so each call gets its own copy of the initial model (and the model's own
+    # dropout, which draws from the global RNG, gets the same global seed)
+    def seeded_loss():
+        torch.manual_seed(123)
+        return SnapMix(5, generator=torch.Generator().manual_seed(0)).loss(copy.deepcopy(model), x, y)
+    losses = [seeded_loss() for _ in range(2)]
+    assert torch.equal(losses[0], losses[1]) and torch.isfinite(losses[0])
+    plan = SnapMix(5, generator=torch.Generator().manual_seed(0)).plan(model, x, y)
+    assert isinstance(plan, SnapMixPlan) and not plan.maps.isnan().any()
+    loss = SnapMix(5, generator=torch.Generator().manual_seed(1)).loss(model, x, y)
+    loss.backward()
+    assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
+    assert type(model).forward is forward and model.training and not any(m._forward_hooks for m in model.modules())
+
+
+def test_unsupported_model_raises():
+    class Opaque(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv, self.classifier = nn.Conv2d(3, 4, 3), nn.Linear(4, 5)
+        def forward(self, x): return self.classifier(self.conv(x).relu().mean((2, 3)))
+
+    model, (x, y) = Opaque(), batch()
+    with pytest.raises(TypeError, match="split_model does not know how to split a Opaque"):
+        SnapMix(5).loss(model, x, y)
+    from mixup_lab.core import split_model
+    parts = split_model(model, body=lambda t: model.conv(t).relu(), head=model.classifier)  # explicit parts work
+    assert torch.isfinite(SnapMix(5, generator=torch.Generator().manual_seed(0)).loss(parts, x, y))

@@ -2,12 +2,14 @@
 import math
 
 import pytest
+import timm
 import torch
+import torchvision
 import torch.nn as nn
 import torch.nn.functional as F
 from hypothesis import given, settings, strategies as st
 
-from mixup_lab.core import Objective
+from mixup_lab.core import Objective, split_model
 from mixup_lab.manifold import ManifoldMixup
 from mixup_lab.mixup import Mixup
 from mixup_lab.synermix import (SYNERMIX_SETTINGS, BalancedBatchSampler, SynerMix, fisher_ratio, intra_class_mix,
@@ -102,7 +104,10 @@ def test_sampler_every_class_has_min_samples(labels, batch_size, min_per_class, 
     for batch in batches:
         counts = torch.bincount(labels[batch])
         assert counts[counts > 0].min() >= min_per_class
-        assert abs(len(batch) - batch_size) <= 2 * min_per_class - 1 or len(batch) == sum(map(len, batches))
+    # a cut moves back by less than one chunk (at most 2m − 1 items): every batch but the last is within 2m − 2
+    # of batch_size; the last one holds the rest, at least one whole chunk, so it may be short (drop_last=False)
+    assert all(abs(len(b) - batch_size) <= 2 * min_per_class - 2 for b in batches[:-1])
+    assert min_per_class <= len(batches[-1]) <= batch_size + 2 * min_per_class - 2
     seen = torch.cat([torch.tensor(b) for b in batches])
     assert set(seen.tolist()) == set(range(len(labels)))  # the epoch is covered
     assert len(seen) == sampler.num_items  # each index once, plus the padding of classes smaller than a chunk
@@ -205,3 +210,78 @@ def test_metrics_known_values_and_invariances():
     assert math.isclose(fisher_ratio(f @ q + 2, y), fisher_ratio(f, y), rel_tol=1e-4)
     with pytest.raises(ValueError, match="two classes"): fisher_ratio(f, torch.zeros(50, dtype=torch.long))
     with pytest.raises(TypeError, match="integer tensor"): intra_class_cohesion(f, y.float())
+
+
+def test_sampler_short_last_batch_is_documented_behaviour():
+    "Four singleton classes padded to chunks of 2, batch_size 6: one batch of 6 and a last one of 2."
+    sampler = BalancedBatchSampler(torch.tensor([0, 1, 2, 3]), 6, generator=torch.Generator().manual_seed(0))
+    batches = list(sampler)
+    assert [len(b) for b in batches] == [6, 2] and sampler.num_items == 8 and len(sampler) == 2
+    for batch in batches: assert torch.bincount(torch.tensor([0, 1, 2, 3])[batch]).max() == 2
+
+
+def test_singleton_classes_are_their_own_synthetic_feature():
+    model, x = net(), torch.randn(6, 5)
+    y = torch.tensor([0, 0, 1, 2, 2, 3])  # classes 1 and 3 have one sample each
+    features, head = split_model(model)
+    syn, classes = intra_class_mix(features(x), y, torch.Generator().manual_seed(0))
+    assert torch.equal(classes, torch.tensor([0, 1, 2, 3]))
+    torch.testing.assert_close(syn[1], features(x)[2])
+    torch.testing.assert_close(syn[3], features(x)[5])
+    singles = torch.tensor([3, 0, 2, 1])  # every class a singleton: L_intra is the CE of the clean batch
+    torch.testing.assert_close(SynerMix(4, beta=1.0, generator=torch.Generator().manual_seed(0)).loss(model, x[:4], singles),
+                               F.cross_entropy(model(x[:4]), singles))
+    assert torch.isfinite(synermix_setting("w-RA&ER(M)", 4, generator=torch.Generator().manual_seed(0)).loss(model, x, y))
+
+
+@pytest.mark.parametrize("name", list(SYNERMIX_SETTINGS))
+def test_same_seed_same_loss(name):
+    model, x, y = net(), torch.randn(8, 5), torch.tensor([0, 0, 1, 1, 2, 2, 3, 0])
+    views = (x + 0.1 * torch.randn(8, 5), x)
+    loss = lambda seed: synermix_setting(name, 4, generator=torch.Generator().manual_seed(seed)).loss(model, views, y)
+    assert torch.equal(loss(0), loss(0))
+    if name != "wo-RA&ER": assert not torch.equal(loss(0), loss(1))  # the baseline draws nothing
+
+
+def sequential_cnn(k=3):
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.Conv2d(8, 8, 3, padding=1),
+                         nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, k))
+
+
+@pytest.mark.parametrize("make", [lambda: torchvision.models.resnet18(num_classes=3),
+                                  lambda: timm.create_model("resnet10t", pretrained=False, num_classes=3),
+                                  sequential_cnn], ids=["torchvision-resnet18", "timm-resnet10t", "sequential"])
+def test_supported_models_with_each_inter_mixer(make):
+    model = make()
+    forward = type(model).forward
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(6, 3, 32, 32, generator=g), torch.tensor([0, 0, 1, 1, 2, 0])  # class 2: a single sample
+    views = (x + 0.1 * torch.randn(6, 3, 32, 32, generator=g), x)
+    inters = {"none": lambda s: None, "mixup-elem": lambda s: Mixup(alpha=1.0, num_classes=3, mode="elem", generator=s),
+              "manifold": lambda s: ManifoldMixup(alpha=1.0, num_classes=3, generator=s)}
+    for kind, make_inter in inters.items():
+        def loss():
+            s = torch.Generator().manual_seed(1)
+            return SynerMix(3, beta=0.3, inter=make_inter(s), generator=s).loss(model, views, y)
+        first = loss()
+        assert torch.equal(first, loss()), kind  # same seed, same loss
+        model.zero_grad()
+        first.backward()
+        assert torch.isfinite(first) and all(p.grad is not None for p in model.parameters()), kind
+    assert type(model).forward is forward and not any(m._forward_hooks for m in model.modules())
+
+
+def test_unsupported_model_raises():
+    class Opaque(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.trunk, self.classifier = nn.Linear(5, 8), nn.Linear(8, 4)
+        def forward(self, x): return self.classifier(self.trunk(x).relu())
+
+    model, x, y = Opaque(), torch.randn(4, 5), torch.tensor([0, 0, 1, 1])
+    with pytest.raises(TypeError, match="split_model does not know how to split a Opaque"):
+        SynerMix(4, beta=0.5).loss(model, x, y)
+    parts = split_model(model, features=lambda t: model.trunk(t).relu(), head=model.classifier)
+    assert torch.isfinite(SynerMix(4, beta=0.5).loss(parts, x, y))  # explicit parts make any model work
+    assert torch.isfinite(SynerMix(4, beta=0.0).loss(model, x, y))  # β = 0 (CE only) never splits the model

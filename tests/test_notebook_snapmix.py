@@ -1,0 +1,80 @@
+"Smoke tests of the SnapMix experiment notebook (nbs/experiments/snapmix.ipynb) with papermill, tiny=True."
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import papermill as pm
+import pytest
+from jupyter_client.kernelspec import KernelSpecManager
+
+from mixup_lab.experiments import SUMMARY_COLUMNS
+
+NOTEBOOK = Path(__file__).resolve().parents[1] / "nbs" / "experiments" / "snapmix.ipynb"
+KERNEL = "mixup_lab" if "mixup_lab" in KernelSpecManager().find_kernel_specs() else "python3"
+FIGURES = ("snapmix_accuracy.png", "snapmix_examples.png", "snapmix_proportions.png")
+TABLES = ("snapmix_accuracy", "snapmix_vs_cutmix", "snapmix_proportions", "snapmix_summary")
+
+
+def execute(out_dir: Path, **parameters) -> None:
+    pm.execute_notebook(str(NOTEBOOK), str(out_dir / "executed.ipynb"), kernel_name=KERNEL, cwd=str(NOTEBOOK.parent),
+                        parameters=dict(parameters, out_dir=str(out_dir)), progress_bar=False, log_output=False)
+
+
+def stored_files(out_dir: Path) -> dict:
+    "Every run record and cached figure model, with its modification time."
+    files = list((out_dir / "snapmix" / "runs").glob("*.json")) + list((out_dir / "snapmix" / "models").glob("*.pt"))
+    return {p.name: p.stat().st_mtime_ns for p in files}
+
+
+def test_tiny_run_writes_tables_and_figures_and_resumes(tmp_path):
+    execute(tmp_path, tiny=True)
+    summary = pd.read_csv(tmp_path / "snapmix_summary.csv")
+    assert tuple(summary.columns) == SUMMARY_COLUMNS
+    assert (summary["experiment"] == "snapmix").all() and (summary["metric"] == "test_acc").all()
+    vs_erm = summary[~summary["setting"].str.endswith("diff vs cutmix")]
+    assert list(vs_erm["method"]) == ["erm", "cutmix", "snapmix"]
+    assert vs_erm["mean"].between(0, 1).all() and (vs_erm["n"] == 2).all()
+    erm = vs_erm.set_index("method").loc["erm"]
+    assert erm["diff"] == 0 and erm["diff_lo"] == 0  # the baseline against itself
+    vs_cut = summary[summary["setting"].str.endswith("diff vs cutmix")]
+    assert list(vs_cut["method"]) == ["snapmix"] and np.isfinite(vs_cut["diff"]).all()
+    assert summary["paper"].isna().all()  # no published numbers at default scale
+    for name in TABLES:
+        assert (tmp_path / f"{name}.csv").is_file() and (tmp_path / f"{name}.md").is_file()
+    for name in FIGURES:
+        assert (tmp_path / "figures" / name).stat().st_size > 0
+    props = pd.read_csv(tmp_path / "snapmix_proportions.csv")
+    assert props[["mean", "std"]].notna().all().all() and len(props) == 4
+
+    before = stored_files(tmp_path)
+    assert sum(name.endswith(".json") for name in before) == 6 and sum(name.endswith(".pt") for name in before) == 1
+    execute(tmp_path, tiny=True)  # everything is cached: nothing is retrained, the tables are the same
+    assert stored_files(tmp_path) == before
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "snapmix_summary.csv"), summary)
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "snapmix_proportions.csv"), props)
+
+
+def test_full_scale_needs_data_root(tmp_path):
+    with pytest.raises(pm.PapermillExecutionError) as info:
+        execute(tmp_path, scale="full", tiny=True)
+    assert info.value.ename == "ValueError" and "data_root" in info.value.evalue
+
+
+def test_full_scale_path_on_a_fake_image_folder(tmp_path):
+    "scale='full' with tiny=True on a generated ImageFolder: folder data, a timm ResNet-50 (random weights), no download."
+    from PIL import Image
+    rng = np.random.default_rng(0)
+    for split in ("train", "test"):
+        for k in range(3):
+            folder = tmp_path / "data" / "cub200" / split / f"{k:03d}.bird_{k}"
+            folder.mkdir(parents=True)
+            for i in range(2):
+                pixels = (rng.random((70 + 6 * i, 80, 3)) * 80 + 60 * k).astype(np.uint8)
+                Image.fromarray(pixels).save(folder / f"{i}.png")
+    execute(tmp_path, scale="full", tiny=True, data_root=str(tmp_path / "data"), device="cpu")
+    summary = pd.read_csv(tmp_path / "snapmix_summary.csv")
+    assert set(summary["method"]) == {"erm", "cutmix", "snapmix"}
+    assert summary["setting"].str.startswith("folder:cub200, timm:resnet50.tv_in1k").all()
+    paper = summary[~summary["setting"].str.endswith("diff vs cutmix")].set_index("method")["paper"]
+    assert paper["erm"] == 0.8549 and paper["snapmix"] == 0.8775 and np.isnan(paper["cutmix"])
+    assert (tmp_path / "figures" / "snapmix_examples.png").stat().st_size > 0
