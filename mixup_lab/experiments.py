@@ -10,6 +10,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -58,7 +59,7 @@ class Run:
     "The spec of one training run; hashable, with a stable `run_id`."
     method: str  # a train.get_objective name: "erm", "mixup", "zeta", ...
     kwargs: dict | tuple = ()  # the method's hyperparameters
-    dataset: str = "digits"  # "digits", "cifar10" or "cifar100"
+    dataset: str = "digits"  # "digits", "cifar10", "cifar100" or "folder:<name>" (an image folder under data_root)
     model: str = "small_cnn"  # a models.get_model name
     seed: int = 0
     epochs: int = 30
@@ -103,7 +104,8 @@ class Run:
     @property
     def run_id(self) -> str:
         digest = hashlib.sha1(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:10]
-        return f"{self.method}-{self.dataset}-{self.model}-s{self.seed}-{digest}"
+        name = f"{self.method}-{self.dataset}-{self.model}-s{self.seed}-{digest}"
+        return re.sub(r"[^\w.+-]", "_", name)  # a file name on every OS: "timm:resnet50" -> "timm_resnet50"
 
     @property
     def label(self) -> str:
@@ -285,7 +287,7 @@ def summary_rows(agg: pd.DataFrame,  # from aggregate
     return out[list(SUMMARY_COLUMNS)].reset_index(drop=True)
 
 # %% ../nbs/21_experiments.ipynb #9ed52593
-DATASETS = ("digits", "cifar10", "cifar100")
+DATASETS = ("digits", "cifar10", "cifar100", "folder:<name>")
 
 def _per_class_subset(dataset, targets, per_class: int, seed: int):
     from torch.utils.data import Subset
@@ -297,11 +299,65 @@ def _per_class_subset(dataset, targets, per_class: int, seed: int):
     rank = np.arange(len(order)) - np.searchsorted(sorted_t, sorted_t, side="left")
     return Subset(dataset, np.sort(order[rank < per_class]).tolist())
 
+_FOLDER_OPTIONS = ("image_size", "resize", "warp", "augment", "balanced")
+
+def _folder_transform(image_size: int, resize: int, warp: bool, train: bool, normalize: bool = True):
+    "SnapMix's fine-grained pipeline: resize, then a random (train) or centre (test) crop; flip when training."
+    from torchvision import transforms as T
+    from mixup_lab.data import IMAGENET_MEAN, IMAGENET_STD
+    steps = [T.Resize((resize, resize) if warp else resize)]  # warp: both sides (squashes); else the shorter side
+    steps += [T.RandomCrop(image_size), T.RandomHorizontalFlip()] if train else [T.CenterCrop(image_size)]
+    steps.append(T.ToTensor())
+    if normalize: steps.append(T.Normalize(IMAGENET_MEAN, IMAGENET_STD))
+    return T.Compose(steps)
+
+def _folder_data(run: Run, data_root, opts: dict) -> dict:
+    "build_data for dataset='folder:<name>': data_root/<name>/{train,test|val}/CLASS/*.jpg."
+    from torchvision import transforms as T
+    from mixup_lab import data
+    name = run.dataset[len("folder:"):]
+    if not name or name in (".", "..") or any(sep in name for sep in "/\\"):
+        raise ValueError(f"dataset must be 'folder:<name>' with <name> a folder directly under data_root "
+                         f"(e.g. 'folder:cub200'), got {run.dataset!r}")
+    layout = f"<data_root>/{name}/train/CLASS/*.jpg and <data_root>/{name}/test/CLASS/*.jpg (or val/ instead of test/)"
+    if data_root is None: raise ValueError(f"dataset {run.dataset!r} needs data_root, the folder holding {layout}")
+    image_size = opts.pop("image_size", 448)  # SnapMix's crop size for ResNets
+    if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 1:
+        raise ValueError(f"data_kwargs image_size must be an int >= 1, got {image_size!r}")
+    resize = opts.pop("resize", None)
+    resize = round(image_size * 8 / 7) if resize is None else resize  # 448 -> 512, 224 -> 256, as in SnapMix's code
+    if isinstance(resize, bool) or not isinstance(resize, int) or resize < image_size:
+        raise ValueError(f"data_kwargs resize must be an int >= image_size ({image_size}), got {resize!r}")
+    warp, augment, balanced = bool(opts.pop("warp", False)), bool(opts.pop("augment", True)), opts.pop("balanced", False)
+    if opts: raise ValueError(f"unknown data_kwargs for image folders: {sorted(opts)} (accepted: {', '.join(_FOLDER_OPTIONS)})")
+    root = Path(data_root).expanduser() / name
+    test_split = next((s for s in ("test", "val") if (root / s).is_dir()), None)
+    if not (root / "train").is_dir() or test_split is None:
+        present = sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else None
+        found = f"{root} holds {present}" if present is not None else f"{root} does not exist"
+        raise FileNotFoundError(f"image folder dataset {name!r} not found: expected {layout}; {found}")
+
+    def split(which: str, train: bool, normalize: bool = True):
+        ds = data.image_folder(root, which, image_size=image_size, augment=False, normalize=normalize)
+        ds.transform = _folder_transform(image_size, resize, warp, train and augment, normalize)
+        return ds
+
+    train, test = split("train", True), split(test_split, False)
+    if train.classes != test.classes:
+        raise ValueError(f"{root}/train and {root}/{test_split} must hold the same class folders; only in train: "
+                         f"{sorted(set(train.classes) - set(test.classes))[:5]}, only in {test_split}: "
+                         f"{sorted(set(test.classes) - set(train.classes))[:5]}")
+    if run.per_class is not None: train = _per_class_subset(train, train.targets, run.per_class, run.seed)
+    return dict(train=train, test=test, num_classes=len(test.classes), in_channels=3,
+                corruption_data=split(test_split, False, normalize=False),
+                corruption_normalize=T.Normalize(data.IMAGENET_MEAN, data.IMAGENET_STD), balanced=balanced)
+
 def build_data(run: Run, data_root: str | os.PathLike | None = None) -> dict:
     "train/test datasets, K, input channels and the corrupted-test inputs of a run's dataset."
     from mixup_lab import data
-    check_choice(run.dataset, "dataset", DATASETS)
     opts = dict(run.data_kwargs)
+    if run.dataset.startswith("folder:"): return _folder_data(run, data_root, opts)
+    check_choice(run.dataset, "dataset", DATASETS)
     if run.dataset == "digits":
         train, test = data.digits(test_size=opts.pop("test_size", 0.3), per_class=run.per_class, seed=run.seed)
         if opts.pop("two_views", False): train = data.TwoViews(train)
@@ -343,7 +399,7 @@ def dataset_labels(dataset) -> torch.Tensor:
 
 # %% ../nbs/21_experiments.ipynb #6fd79f66
 def train_run(run: Run,
-              data_root: str | os.PathLike | None = None,  # CIFAR folder (full scale)
+              data_root: str | os.PathLike | None = None,  # folder of the CIFAR archives or image-folder datasets (full scale)
               device: str = "auto",
               progress: bool = False,  # fit's progress bar
               checkpoint_dir: str | os.PathLike | None = None,  # resume interrupted runs from <dir>/<run_id>.pt

@@ -81,11 +81,11 @@ def get_objective(name: str,  # one of `OBJECTIVES`
         if kwargs: raise TypeError(f"get_objective('erm') takes no hyperparameters, got {sorted(kwargs)}")
         return ERM(num_classes)
     cls = _method_class(name)
-    if name == "synermix_intra":
-        if "beta" in kwargs or "inter" in kwargs:
-            raise TypeError("synermix_intra is SynerMix with beta=1 and no inter-class term; "
-                            "use name='synermix' to set beta or inter")
-        kwargs = dict(kwargs, beta=1.0, inter=None)
+    if name == "synermix_intra":  # the paper's w-RA: β·L_intra + (1 − β)·CE, β = 0.5
+        if "inter" in kwargs:
+            raise TypeError("synermix_intra is SynerMix without an inter-class mixer; "
+                            "use name='synermix' with inter='mixup' or 'manifold'")
+        kwargs = dict(kwargs, beta=kwargs.get("beta", 0.5), inter=None)
     elif name == "synermix":
         kwargs.setdefault("beta", 0.1)  # the paper's weight when combined with an inter-class mixer
         kwargs = _with_inner(cls, "inter", "mixup", ("mixup", "manifold"), num_classes, generator, kwargs)

@@ -5,6 +5,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from hypothesis import given, settings, strategies as st
 from scipy import stats
 
@@ -154,3 +155,80 @@ def test_build_data_errors():
         build_data(Run("erm", data_kwargs={"cutout": 16}))
     with pytest.raises(FileNotFoundError, match="cifar-10-batches-py"):
         build_data(Run("erm", dataset="cifar10"), data_root="/nonexistent")
+
+
+def _fake_folder(root, splits=("train", "test"), classes=("a_bird", "b_bird", "c_bird"), n=4):
+    "A tiny class-per-folder dataset of generated PNGs of varied sizes, one colour per class."
+    from PIL import Image
+    for s in splits:
+        for k, c in enumerate(classes):
+            (root / s / c).mkdir(parents=True, exist_ok=True)
+            for i in range(n):
+                pixels = np.zeros((36 + 5 * i, 44 + 3 * k, 3), dtype=np.uint8)
+                pixels[..., k] = 200
+                pixels[: 4 + i, :, (k + 1) % 3] = 255  # a stripe: crops and flips change the image
+                Image.fromarray(pixels).save(root / s / c / f"img{i}.png")
+    return root
+
+
+def test_build_data_image_folder(tmp_path):
+    _fake_folder(tmp_path / "birds")
+    d = build_data(Run("erm", dataset="folder:birds", data_kwargs={"image_size": 32}), tmp_path)
+    assert (d["num_classes"], d["in_channels"], len(d["train"]), len(d["test"])) == (3, 3, 12, 12)
+    assert d["train"].classes == ["a_bird", "b_bird", "c_bird"]
+    assert d["train"][0][0].shape == (3, 32, 32) and d["test"][11][0].shape == (3, 32, 32)
+    x0, y0 = d["test"][0]
+    assert torch.equal(d["test"][0][0], x0) and y0 == 0  # the test transform is deterministic (centre crop)
+    raw = d["corruption_data"][5][0]
+    assert raw.min() >= 0 and raw.max() <= 1  # [0, 1] images for the corruptions, normalised afterwards
+    torch.testing.assert_close(d["corruption_normalize"](raw), d["test"][5][0])
+    assert d["balanced"] is False and d["train"].transform.transforms[0].size == 37  # round(32 * 8 / 7)
+    warped = build_data(Run("erm", dataset="folder:birds", data_kwargs={"image_size": 16, "resize": 20, "warp": True}),
+                        tmp_path)
+    assert warped["train"].transform.transforms[0].size == (20, 20) and warped["train"][3][0].shape == (3, 16, 16)
+    few = build_data(Run("erm", dataset="folder:birds", per_class=2, seed=3, data_kwargs={"image_size": 16}), tmp_path)
+    from mixup_lab.experiments import dataset_labels
+    assert dataset_labels(few["train"]).bincount().tolist() == [2, 2, 2]
+
+
+def test_build_data_image_folder_default_size_and_val_split(tmp_path):
+    _fake_folder(tmp_path / "planes", splits=("train", "val"), n=1)
+    d = build_data(Run("erm", dataset="folder:planes"), str(tmp_path))
+    assert d["test"].root == str(tmp_path / "planes" / "val")
+    steps = [type(t).__name__ for t in d["train"].transform.transforms]
+    assert steps == ["Resize", "RandomCrop", "RandomHorizontalFlip", "ToTensor", "Normalize"]
+    assert d["train"].transform.transforms[1].size == (448, 448) and d["train"].transform.transforms[0].size == 512
+    assert [type(t).__name__ for t in d["test"].transform.transforms][:2] == ["Resize", "CenterCrop"]
+    off = build_data(Run("erm", dataset="folder:planes", data_kwargs={"augment": False}), tmp_path)
+    assert "RandomCrop" not in [type(t).__name__ for t in off["train"].transform.transforms]
+
+
+def test_build_data_image_folder_errors(tmp_path):
+    with pytest.raises(ValueError, match="needs data_root.*cub200/train/CLASS"):
+        build_data(Run("erm", dataset="folder:cub200"))
+    with pytest.raises(FileNotFoundError, match=r"cub200/train/CLASS/\*\.jpg.*does not exist"):
+        build_data(Run("erm", dataset="folder:cub200"), tmp_path)
+    (tmp_path / "cars" / "train" / "x").mkdir(parents=True)
+    with pytest.raises(FileNotFoundError, match=r"or val/.*holds \['train'\]"):
+        build_data(Run("erm", dataset="folder:cars"), tmp_path)
+    for bad in ("folder:", "folder:../birds", "folder:a/b"):
+        with pytest.raises(ValueError, match="folder directly under data_root"):
+            build_data(Run("erm", dataset=bad), tmp_path)
+    _fake_folder(tmp_path / "birds", n=1)
+    for kwargs, msg in [({"cutout": 16}, "unknown data_kwargs for image folders"),
+                        ({"image_size": 0}, "image_size must be an int >= 1"),
+                        ({"image_size": 32, "resize": 16}, "resize must be an int >= image_size")]:
+        with pytest.raises(ValueError, match=msg):
+            build_data(Run("erm", dataset="folder:birds", data_kwargs=kwargs), tmp_path)
+    _fake_folder(tmp_path / "mixed", splits=("train",), n=1)
+    _fake_folder(tmp_path / "mixed", splits=("test",), classes=("a_bird", "z_bird"), n=1)
+    with pytest.raises(ValueError, match="same class folders"):
+        build_data(Run("erm", dataset="folder:mixed"), tmp_path)
+
+
+def test_train_run_snapmix_on_an_image_folder(tmp_path):
+    _fake_folder(tmp_path / "birds")
+    run = Run("snapmix", {"beta": 5.0}, dataset="folder:birds", epochs=1, batch_size=6, lr=0.01,
+              model_kwargs={"width": 4}, data_kwargs={"image_size": 32}, corruptions=[("contrast", 3)])
+    result = train_run(run, data_root=tmp_path, device="cpu")
+    assert 0 <= result["test_acc"] <= 1 and 0 <= result["acc_contrast_3"] <= 1 and len(result["history"]) == 1

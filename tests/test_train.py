@@ -55,7 +55,8 @@ def test_get_objective_unknown_name_lists_all():
     (lambda: get_objective("erm", 10, alpha=1.0), TypeError, "no hyperparameters"),
     (lambda: get_objective("mixup", 10, alhpa=1.0), TypeError, "unexpected keyword.*alhpa"),
     (lambda: get_objective("mixup", 0), ValueError, "num_classes"),
-    (lambda: get_objective("synermix_intra", 10, beta=0.5), TypeError, "synermix_intra"),
+    (lambda: get_objective("synermix_intra", 10, inter="mixup"), TypeError, "synermix_intra"),
+    (lambda: get_objective("synermix_intra", 10, beta=1.5), ValueError, "beta"),
     (lambda: get_objective("synermix", 10, inter="cutmix"), ValueError, "inter must be one of"),
     (lambda: get_objective("sem", 10, mixer="erm"), ValueError, "mixer must be one of"),
 ])
@@ -85,7 +86,9 @@ def test_get_objective_forwards_hyperparameters():
     if _available("synermix"):
         s = get_objective("synermix", 5, inter="mixup", alpha=0.4, beta=0.2)
         assert s.beta == 0.2 and s.inter.alpha == 0.4
-        assert get_objective("synermix_intra", 5).beta == 1.0
+        intra = get_objective("synermix_intra", 5)
+        assert (intra.beta, intra.inter) == (0.5, None)  # the paper's w-RA
+        assert get_objective("synermix_intra", 5, beta=0.3).beta == 0.3
 
 
 # ---------------------------------------------------------------- randomness
