@@ -5,6 +5,7 @@
 # %% ../nbs/14_snapmix.ipynb #1dc3d9d0
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -22,6 +23,20 @@ __all__ = ['semantic_percent_map', 'SnapMixPlan', 'percent_maps', 'SnapMix']
 _WHY_LINEAR = ("SnapMix's class activation maps need logits = Linear(global average of the last feature map): only then "
                "is the class score the spatial mean of the CAM, so the map says where the evidence lies")
 
+@functools.lru_cache(maxsize=64)
+def _bilinear_matrix(n_in: int, n_out: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    "Bilinear resizing along one axis as F.interpolate does it (align_corners=False): A (n_out, n_in) float32, the rows of A where an extreme can lie, 1ᵀA and Aᵀ."
+    src = ((torch.arange(n_out, dtype=torch.float64) + 0.5) * (n_in / n_out) - 0.5).clamp(min=0)
+    i0 = src.floor().long().clamp(max=n_in - 1)
+    i1, t, rows = (i0 + 1).clamp(max=n_in - 1), src - i0, torch.arange(n_out)
+    a = torch.zeros(n_out, n_in, dtype=torch.float64)
+    a.index_put_((rows, i0), 1 - t, accumulate=True).index_put_((rows, i1), t, accumulate=True)
+    # output rows that share i0 are (1 - t)·M[i0] + t·M[i0 + 1], linear in t: their extremes are on the first or last of them
+    edge = torch.ones(n_out, dtype=torch.bool)
+    edge[1:-1] = (i0[1:-1] != i0[:-2]) | (i0[1:-1] != i0[2:])
+    a32 = a.float()
+    return a32.to(device), a32[edge].to(device), a32.sum(0).to(device), a32.T.contiguous().to(device)
+
 def semantic_percent_map(feature_map: torch.Tensor,  # last feature map (B, C, h, w), before pooling
                          head: nn.Module,  # the classifier: an nn.Linear(C, K) applied to the average-pooled features
                          labels: torch.Tensor,  # (B,) the class whose map is computed, per sample
@@ -36,16 +51,23 @@ def semantic_percent_map(feature_map: torch.Tensor,  # last feature map (B, C, h
     if head.in_features != feature_map.shape[1]:
         raise TypeError(f"the head takes {head.in_features} features but the feature map has {feature_map.shape[1]} "
                         f"channels: {_WHY_LINEAR}")
-    labels = labels.to(feature_map.device).long()
+    (b, c, h, w), device = feature_map.shape, feature_map.device
+    labels = labels.to(device).long()
     weight = head.weight.detach().index_select(0, labels).float()  # (B, C): each sample's class row
-    cam = torch.einsum("bchw,bc->bhw", feature_map.float().relu(), weight)  # the class bias cancels: left out
+    feats = feature_map.float().relu().reshape(b, c, h * w)
+    cam = torch.bmm(weight.unsqueeze(1), feats).view(b, h, w)  # the class bias cancels: left out
     size = (size, size) if isinstance(size, int) else tuple(size)
-    cam = F.interpolate(cam.unsqueeze(1), size=size, mode="bilinear", align_corners=False).squeeze(1)
-    low = cam.amin(dim=(1, 2), keepdim=True)
+    (a_h, edge_h, sum_h, _), (_, edge_w, sum_w, a_w_t) = _bilinear_matrix(h, size[0], device), _bilinear_matrix(w, size[1], device)
+    # min and max of the upsampled map A_h Φ A_wᵀ, exactly, from its few rows and columns where they can lie
+    low, high = torch.aminmax((edge_h @ cam @ edge_w.T).flatten(1), dim=1)
+    low, high = low.view(b, 1, 1), high.view(b, 1, 1)
     # a map that is constant up to float32 rounding carries no location: NaN, not normalised rounding noise
-    flat = (cam.amax(dim=(1, 2), keepdim=True) - low) <= 1e-5 * cam.abs().amax(dim=(1, 2), keepdim=True)
+    flat = (high - low) <= 1e-5 * torch.maximum(low.abs(), high.abs())
+    # rows of A_h, A_w sum to 1, so A_h (Φ - m) A_wᵀ = A_h Φ A_wᵀ - m: shift and scale the small map, upsample once
     cam = cam - low
-    return (cam / cam.sum(dim=(1, 2), keepdim=True)).masked_fill(flat, float("nan"))
+    total = (sum_h @ cam @ sum_w).view(b, 1, 1)  # 1ᵀ A_h (Φ - m) A_wᵀ 1, the sum of the shifted full map
+    cam = cam / torch.where(flat, float("nan"), total)
+    return torch.matmul(a_h, cam @ a_w_t).clamp_min_(0)  # clamp: the minimum may round to -1e-10 rather than 0
 
 # %% ../nbs/14_snapmix.ipynb #aaca221e
 def _random_box(lam: float, height: int, width: int, u_y: float, u_x: float) -> tuple[int, int, int, int]:

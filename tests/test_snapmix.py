@@ -215,3 +215,23 @@ def test_unsupported_model_raises():
     from mixup_lab.core import split_model
     parts = split_model(model, body=lambda t: model.conv(t).relu(), head=model.classifier)  # explicit parts work
     assert torch.isfinite(SnapMix(5, generator=torch.Generator().manual_seed(0)).loss(parts, x, y))
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(1, 8), st.integers(1, 8), st.integers(1, 40), st.integers(1, 40), st.integers(0, 2**31 - 1))
+def test_matrix_upsampling_equals_interpolate_formula(h, w, out_h, out_w, seed):
+    "Any scale (odd, even, non-integer, down): the maps equal F.interpolate, then shift and normalise, of the CAM."
+    g = torch.Generator().manual_seed(seed)
+    fmap, head, labels = torch.randn(3, 5, h, w, generator=g), nn.Linear(5, 4), torch.randint(4, (3,), generator=g)
+    with torch.no_grad():
+        cam = torch.einsum("bchw,bc->bhw", fmap.relu(), head.weight[labels])
+        up = F.interpolate(cam[:, None], size=(out_h, out_w), mode="bilinear", align_corners=False)[:, 0]
+        low, high = up.amin((1, 2), keepdim=True), up.amax((1, 2), keepdim=True)
+        ref = (up - low) / (up - low).sum((1, 2), keepdim=True)
+        maps = semantic_percent_map(fmap, head, labels, (out_h, out_w))
+    spread = (high - low).flatten() / up.abs().amax((1, 2)).clamp_min(1e-30)
+    clear = (spread > 2e-5) | (spread < 5e-6)  # away from the constant-map threshold, both decide alike
+    assert torch.equal(maps.isnan().flatten(1).all(1)[clear], (spread <= 1e-5)[clear])
+    ok = clear & ~maps.isnan().flatten(1).any(1)
+    assert (maps[ok] >= 0).all()
+    torch.testing.assert_close(maps[ok], ref[ok], rtol=1e-4, atol=1e-6)
