@@ -72,12 +72,8 @@ def check_num_classes(num_classes) -> int:
     return int(num_classes)
 
 # %% ../nbs/00_core.ipynb #c7eb66f7
-def one_hot(labels: torch.Tensor,  # integer class indices, shape (B,)
-            num_classes: int,  # K, the number of classes
-            dtype: torch.dtype = torch.float32,  # floating dtype of the result
-           ) -> torch.Tensor:  # (B, K) one-hot rows
-    "One-hot encode integer `labels` as a dense float (B, K) tensor, checking dtype, shape and range."
-    check_num_classes(num_classes)
+def _check_labels(labels) -> None:
+    "Check dtype and shape of integer labels (no device sync; the range is checked where they are scattered)."
     if not isinstance(labels, torch.Tensor):
         raise TypeError(f"labels must be a torch.Tensor of integer class indices, got {type(labels).__name__}")
     if labels.dtype.is_floating_point or labels.dtype.is_complex or labels.dtype == torch.bool:
@@ -85,12 +81,42 @@ def one_hot(labels: torch.Tensor,  # integer class indices, shape (B,)
                         "pass float (B, K) soft targets to as_soft_targets instead")
     if labels.ndim != 1:
         raise ValueError(f"labels must have shape (B,), got {tuple(labels.shape)}")
-    if labels.numel():
-        low, high = (int(v) for v in torch.aminmax(labels))  # one device sync, not two
-        if low < 0 or high >= num_classes:
-            raise ValueError(f"labels must lie in [0, num_classes-1] = [0, {num_classes - 1}], got values in [{low}, {high}]")
+
+def _label_range_error(labels: torch.Tensor, num_classes: int) -> ValueError | None:
+    "The error for labels outside [0, K-1], or None when all are in range (one device sync)."
+    if not labels.numel(): return None
+    low, high = (int(v) for v in torch.aminmax(labels))  # one device sync, not two
+    if low < 0 or high >= num_classes:
+        return ValueError(f"labels must lie in [0, num_classes-1] = [0, {num_classes - 1}], got values in [{low}, {high}]")
+    return None
+
+def _scatter_labels(out: torch.Tensor,  # (B, K) rows to write into
+                    labels: torch.Tensor,  # (B,) integer labels, checked by `_check_labels`
+                    values: Sequence[tuple[torch.Tensor, float]],  # (index rows, value) pairs; later ones add
+                   ) -> torch.Tensor:
+    "Scatter values at the labels' columns, raising one_hot's ValueError for labels out of range."
+    if out.device.type != "cpu":  # there an out-of-range index is a device-side assert: check first (one sync)
+        if (err := _label_range_error(labels, out.shape[1])) is not None: raise err
+    try:
+        for i, (index, value) in enumerate(values):
+            index = index.long().unsqueeze(1)
+            if i: out.scatter_(1, index, value, reduce="add")
+            else: out.scatter_(1, index, value)
+    except RuntimeError:  # the CPU scatter checks every index itself, so valid labels cost no extra sync
+        if (err := _label_range_error(labels, out.shape[1])) is None: raise
+        raise err from None
+    return out
+
+def one_hot(labels: torch.Tensor,  # integer class indices, shape (B,)
+            num_classes: int,  # K, the number of classes
+            dtype: torch.dtype = torch.float32,  # floating dtype of the result
+           ) -> torch.Tensor:  # (B, K) one-hot rows
+    "One-hot encode integer `labels` as a dense float (B, K) tensor, checking dtype, shape and range."
+    check_num_classes(num_classes)
+    _check_labels(labels)
     out = torch.zeros(labels.shape[0], num_classes, dtype=dtype, device=labels.device)
-    return out.scatter_(1, labels.long().unsqueeze(1), 1.0)
+    return _scatter_labels(out, labels, [(labels, 1.0)])
+
 
 # %% ../nbs/00_core.ipynb #eeaa7c1a
 def as_soft_targets(y: torch.Tensor,  # integer labels (B,) or soft targets (B, K)
@@ -152,6 +178,11 @@ def random_permutation(n: int,  # length of the permutation
     perm = torch.randperm(n, generator=generator, device=generator_device(generator))
     return perm if device is None else perm.to(device)
 
+def _beta_scalar(alpha: float, beta: float, generator: torch.Generator | None) -> float:
+    "One Beta(α, β) draw as a float for checked α, β: the same uniform and quantile as `sample_beta`, without tensor round trips."
+    u = torch.rand((), generator=generator, device=generator_device(generator), dtype=torch.float64).item()
+    return float(special.betaincinv(alpha, beta, u))
+
 def sample_beta(alpha: float,  # first shape parameter, > 0
                 beta: float | None = None,  # second shape parameter (default: `alpha`, the symmetric Beta(α, α))
                 size: Sequence[int] | int = (),  # shape of the draw
@@ -160,6 +191,7 @@ def sample_beta(alpha: float,  # first shape parameter, > 0
     "Beta(α, β) draws by inverse CDF of one uniform per value, so they follow `generator` exactly."
     alpha = check_positive(alpha, "alpha")
     beta = alpha if beta is None else check_positive(beta, "beta")
+    if size == (): return torch.tensor(_beta_scalar(alpha, beta, generator), dtype=torch.float64)
     u = uniform(size, generator, device="cpu", dtype=torch.float64)
     return torch.from_numpy(np.asarray(special.betaincinv(alpha, beta, u.numpy()), dtype=np.float64))
 
@@ -266,6 +298,11 @@ class MixPlan:
     def rows(self, t: torch.Tensor) -> torch.Tensor:
         "Mix per-sample rows (B, ...) -- targets, hidden states, representations -- in the plan's proportions."
         raise NotImplementedError
+    def targets(self, y: torch.Tensor,  # integer labels (B,) or soft targets (B, K)
+                num_classes: int,  # K
+               ) -> torch.Tensor:  # (B, K) float32 mixed soft targets
+        "The mixed soft targets: `rows(as_soft_targets(y, num_classes))`."
+        return self.rows(as_soft_targets(y, num_classes))
 
 class IdentityPlan(MixPlan):
     "The plan of an unmixed batch."
@@ -288,6 +325,19 @@ class LinearPlan(MixPlan):
             partner = torch.index_select(t, 0, perm, out=torch.empty_like(t))
         # lerp(partner, t, λ) = λ·t + (1 − λ)·partner, in place on the gathered copy
         return partner.lerp_(t, lam if isinstance(lam, torch.Tensor) else float(lam))
+    def targets(self, y: torch.Tensor, num_classes: int) -> torch.Tensor:
+        "Mixed soft targets; for integer labels and a scalar λ built by two scatters into zeros, equal to `rows(one_hot(y))`."
+        lam = self.lam
+        if (isinstance(lam, torch.Tensor) or type(self).rows is not LinearPlan.rows
+                or not isinstance(y, torch.Tensor) or y.dtype.is_floating_point):
+            return super().targets(y, num_classes)
+        _check_labels(y)
+        # rows(one_hot(y)) lerps in float32: the own class gets float32(λ), the partner's 1 − float32(λ) rounded
+        # once, and a shared class their float32 sum, which is exactly 1. Same bits, no one-hots, no gather of rows.
+        own = np.float32(lam)
+        out = torch.zeros(y.shape[0], num_classes, device=y.device)
+        partner = y.index_select(0, self.perm.to(y.device))
+        return _scatter_labels(out, y, [(partner, float(np.float32(1.0) - own)), (y, float(own))])
 
 # %% ../nbs/00_core.ipynb #7fdfeae9
 class InputMixer:
@@ -308,15 +358,22 @@ class InputMixer:
     def sample_plan(self, x: torch.Tensor) -> MixPlan:
         "Toss the `prob` coin, then draw a plan (or the identity plan)."
         check_batch(x)
+        return self._draw_plan(x)
+
+    def _draw_plan(self, x: torch.Tensor) -> MixPlan:
+        g = self.generator
         # The coin is tossed even when prob is 0 or 1, so the random stream does not depend on prob.
-        if uniform((), self.generator).item() >= self.prob: return IdentityPlan()
+        if torch.rand((), generator=g, device=generator_device(g)).item() >= self.prob: return IdentityPlan()
         return self.plan(x)
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         check_batch(x, y)
-        targets = as_soft_targets(y, self.num_classes)
-        plan = self.sample_plan(x)
-        return plan.inputs(x), plan.rows(targets)
+        # Bad targets fail before any draw; the labels' range is checked where the plan scatters them.
+        if y.dtype.is_floating_point: y = as_soft_targets(y, self.num_classes)
+        else: _check_labels(y)
+        custom = type(self).sample_plan is not InputMixer.sample_plan  # a subclass's coin or checks
+        plan = self.sample_plan(x) if custom else self._draw_plan(x)
+        return plan.inputs(x), plan.targets(y, self.num_classes)
 
     def loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         x_mixed, targets = self(x, y)

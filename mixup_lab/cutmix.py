@@ -12,6 +12,7 @@ import torch
 
 from .core import (InputMixer, LinearPlan, check_batch, check_in_range, check_positive,
                             random_permutation, sample_beta, uniform)
+from .core import _beta_scalar, generator_device
 
 # %% auto #0
 __all__ = ['random_box', 'box_lambda', 'paste_box', 'CutMixPlan', 'cutmix_plan', 'CutMix']
@@ -29,10 +30,12 @@ def random_box(height: int,  # H, image height in pixels
               ) -> tuple[int, int, int, int]:  # (top, bottom, left, right), half-open, clipped to the image
     "A CutMix box with sides √(1−λ₀)·(H, W) and a uniformly random centre, clipped at the border."
     height, width = _check_size(height, "height"), _check_size(width, "width")
-    lam = check_in_range(lam, "lam", 0.0, 1.0)
+    return _random_box(height, width, check_in_range(lam, "lam", 0.0, 1.0), generator)
+
+def _random_box(height: int, width: int, lam: float, generator) -> tuple[int, int, int, int]:
     side = math.sqrt(1.0 - lam)
     cut_h, cut_w = round(height * side), round(width * side)
-    u = uniform((2,), generator, device="cpu", dtype=torch.float64).tolist()
+    u = torch.rand((2,), generator=generator, device=generator_device(generator), dtype=torch.float64).tolist()
     cy, cx = min(int(u[0] * height), height - 1), min(int(u[1] * width), width - 1)
     top, left = cy - cut_h // 2, cx - cut_w // 2
     clip = lambda v, hi: max(0, min(v, hi))
@@ -95,9 +98,14 @@ def cutmix_plan(batch_size: int,  # B, the number of samples (≥ 2)
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 2:
         raise ValueError(f"batch_size must be an int >= 2 (mixing needs a partner), got {batch_size!r}")
     height, width = _check_size(height, "height"), _check_size(width, "width")
-    lam0 = float(sample_beta(alpha, generator=generator))
-    box = random_box(height, width, lam0, generator)
-    return CutMixPlan(box_lambda(height, width, box), random_permutation(int(batch_size), generator, device), box)
+    return _cutmix_plan(int(batch_size), height, width, alpha, generator, device)
+
+def _cutmix_plan(batch_size: int, height: int, width: int, alpha: float, generator, device) -> CutMixPlan:
+    # Checked arguments: λ₀ (a float), the box centre, then π; the box is valid by construction.
+    box = _random_box(height, width, _beta_scalar(alpha, alpha, generator), generator)
+    top, bottom, left, right = box
+    lam = 1.0 - (bottom - top) * (right - left) / (height * width)  # box_lambda, without re-checking the box
+    return CutMixPlan(lam, random_permutation(batch_size, generator, device), box)
 
 # %% ../nbs/11_cutmix.ipynb #d1dadb96
 class CutMix(InputMixer):
@@ -113,6 +121,7 @@ class CutMix(InputMixer):
     def plan(self, x: torch.Tensor) -> CutMixPlan:
         "Draw the box, its λ and the partner permutation for the checked batch `x` of shape (B, ..., H, W)."
         if x.ndim < 3: raise ValueError(f"x must have shape (B, ..., H, W) with at least 3 dimensions, got {tuple(x.shape)}")
-        return cutmix_plan(x.shape[0], x.shape[-2], x.shape[-1], self.alpha, self.generator, x.device)
+        # alpha was checked once in __init__, the batch by the caller: no per-call re-checks
+        return _cutmix_plan(x.shape[0], x.shape[-2], x.shape[-1], self.alpha, self.generator, x.device)
 
     def __repr__(self): return f"CutMix(alpha={self.alpha:g}, num_classes={self.num_classes}, prob={self.prob:g})"

@@ -10,6 +10,7 @@ import torch
 
 from .core import (InputMixer, LinearPlan, check_choice, check_positive, random_permutation,
                             sample_beta)
+from .core import _beta_scalar
 
 # %% auto #0
 __all__ = ['MIXUP_MODES', 'MixupPlan', 'mixup_plan', 'Mixup']
@@ -40,9 +41,13 @@ def mixup_plan(batch_size: int,  # B, the number of samples to mix (≥ 2)
     check_choice(mode, "mode", MIXUP_MODES)
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 2:
         raise ValueError(f"batch_size must be an int >= 2 (mixing needs a partner), got {batch_size!r}")
-    if mode == "batch": lam = float(sample_beta(alpha, generator=generator))
-    else: lam = sample_beta(alpha, size=int(batch_size), generator=generator).float().to(device)
-    return MixupPlan(lam, random_permutation(int(batch_size), generator, device))
+    return _mixup_plan(int(batch_size), alpha, mode, generator, device)
+
+def _mixup_plan(batch_size: int, alpha: float, mode: str, generator, device) -> MixupPlan:
+    # Checked arguments: λ first (a float straight from the quantile, no tensor round trip), then π.
+    if mode == "batch": lam = _beta_scalar(alpha, alpha, generator)
+    else: lam = sample_beta(alpha, size=batch_size, generator=generator).float().to(device)
+    return MixupPlan(lam, random_permutation(batch_size, generator, device))
 
 # %% ../nbs/10_mixup.ipynb #d3ae2925
 class Mixup(InputMixer):
@@ -59,7 +64,8 @@ class Mixup(InputMixer):
 
     def plan(self, x: torch.Tensor) -> MixupPlan:
         "Draw λ and the partner permutation for the checked batch `x`."
-        plan = mixup_plan(x.shape[0], self.alpha, self.mode, self.generator, x.device)
+        # alpha and mode were checked once in __init__, the batch by the caller: no per-call re-checks
+        plan = _mixup_plan(x.shape[0], self.alpha, self.mode, self.generator, x.device)
         if isinstance(plan.lam, torch.Tensor) and x.dtype != torch.float32:
             # Per-sample weights are applied in x's dtype; round them once here so that the float32 targets
             # carry exactly the λ the fp16/bf16 inputs were mixed with.

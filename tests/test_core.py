@@ -85,3 +85,37 @@ def test_erm_is_an_objective():
     model = nn.Linear(3, 2)
     x, y = torch.randn(4, 3), torch.tensor([0, 1, 1, 0])
     torch.testing.assert_close(ERM(2).loss(model, x, y), F.cross_entropy(model(x), y))
+
+
+def test_linear_plan_label_targets_equal_lerp_of_one_hots():
+    # The label fast path must give the same bits as rows(one_hot(y)) for every λ, extremes included.
+    g = torch.Generator().manual_seed(0)
+    y = torch.randint(0, 5, (64,), generator=g)
+    lams = torch.cat([torch.rand(300, dtype=torch.float64, generator=g), torch.rand(100, dtype=torch.float64, generator=g) ** 12,
+                      1 - torch.rand(100, dtype=torch.float64, generator=g) ** 12,
+                      torch.tensor([0.0, 1.0, 0.5, 0.5 - 2 ** -30, 2 ** -40, 1 - 2 ** -40], dtype=torch.float64)])
+    for lam in lams.tolist():
+        plan = LinearPlan(lam, torch.randperm(64, generator=g))
+        fast, ref = plan.targets(y, 5), plan.rows(one_hot(y, 5))
+        assert fast.dtype == ref.dtype and torch.equal(fast, ref)
+        assert torch.equal(fast.sum(1), torch.ones(64))
+
+
+def test_linear_plan_label_targets_check_range():
+    plan = LinearPlan(0.3, torch.tensor([1, 0]))
+    with pytest.raises(ValueError, match=r"labels must lie in \[0, num_classes-1\] = \[0, 2\], got values in \[0, 3\]"):
+        plan.targets(torch.tensor([0, 3]), 3)
+    with pytest.raises(ValueError, match=r"got values in \[-1, 1\]"):
+        plan.targets(torch.tensor([1, -1]), 3)
+    with pytest.raises(TypeError, match="integer dtype"):
+        plan.targets(torch.tensor([True, False]), 3)
+    # int32 labels and soft targets take the same values as the one-hot route
+    assert torch.equal(plan.targets(torch.tensor([0, 2], dtype=torch.int32), 3), plan.rows(one_hot(torch.tensor([0, 2]), 3)))
+    soft = torch.tensor([[0.2, 0.8, 0.0], [1.0, 0.0, 0.0]])
+    assert torch.equal(plan.targets(soft, 3), plan.rows(soft))
+
+
+def test_sample_beta_scalar_matches_vector_draw():
+    a = sample_beta(0.4, generator=torch.Generator().manual_seed(5))
+    b = sample_beta(0.4, size=1, generator=torch.Generator().manual_seed(5))
+    assert a.shape == () and a.dtype == torch.float64 and torch.equal(a, b[0])
