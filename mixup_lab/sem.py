@@ -60,7 +60,7 @@ class SemanticEquivariantMixup:
         self.mixer, self.num_classes, self.weight = mixer, mixer.num_classes, weight
         self.distance = check_choice(distance, "distance", SEM_DISTANCES)
         self.stop_grad_target = stop_grad_target
-        self.last_regularizer = math.nan
+        self._last_regularizer = None
 
     def losses(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
         "The total loss and its terms: {'loss', 'label', 'regularizer'}."
@@ -78,8 +78,13 @@ class SemanticEquivariantMixup:
                 target = plan.rows(parts.features(x))
             regularizer = representation_distance(h_mixed if trained else h_mixed.detach(), target, self.distance)
         total = label + self.weight * regularizer if self.weight > 0 else label
-        self.last_regularizer = float(regularizer.detach())
+        self._last_regularizer = regularizer.detach()  # a float only when read: no device sync per step
         return {"loss": total, "label": label, "regularizer": regularizer}
+
+    @property
+    def last_regularizer(self) -> float:
+        "The regulariser of the last batch, as a float for logging (NaN before the first batch)."
+        return math.nan if self._last_regularizer is None else float(self._last_regularizer)
 
     def loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         "The SEM training loss of a batch."

@@ -89,7 +89,7 @@ class SynerMix:
         if generator is not None and not isinstance(generator, torch.Generator):
             raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
         self.inter, self.generator = inter, generator
-        self.last_losses: dict[str, float] = {}
+        self._last_losses: dict[str, torch.Tensor] = {}
 
     def losses(self, model: nn.Module, x, y: torch.Tensor) -> dict[str, torch.Tensor]:
         "The total loss and its two terms: {'loss', 'intra', 'inter'} (a term with weight 0 is a zero tensor, not computed)."
@@ -109,8 +109,14 @@ class SynerMix:
         if self.beta < 1 and inter is zero:
             inter = (self.inter or ERM(self.num_classes)).loss(model, x_aug, y)
         total = self.beta * intra + (1 - self.beta) * inter if 0 < self.beta < 1 else (intra if self.beta == 1 else inter)
-        self.last_losses = {"loss": float(total.detach()), "intra": float(intra.detach()), "inter": float(inter.detach())}
+        # kept as tensors, turned into floats only when read: no device sync per training step
+        self._last_losses = {"loss": total.detach(), "intra": intra.detach(), "inter": inter.detach()}
         return {"loss": total, "intra": intra, "inter": inter}
+
+    @property
+    def last_losses(self) -> dict[str, float]:
+        "The last batch's total loss and its two terms, as floats for logging."
+        return {k: float(v) for k, v in self._last_losses.items()}
 
     def loss(self, model: nn.Module, x, y: torch.Tensor) -> torch.Tensor:
         "The SynerMix training loss for a batch `x` (tensor or (x_augmented, x_clean)) with integer labels `y`."
