@@ -5,17 +5,14 @@ import pandas as pd
 import pytest
 
 pm = pytest.importorskip("papermill")
-from jupyter_client.kernelspec import KernelSpecManager
+from notebooks import run_notebook
 
 from mixup_lab.experiments import SUMMARY_COLUMNS
 
-NOTEBOOK = Path(__file__).resolve().parents[1] / "nbs" / "experiments" / "sem.ipynb"
-KERNEL = "mixup_lab" if "mixup_lab" in KernelSpecManager().find_kernel_specs() else "python3"
 LABELS = {"erm", "mixup(alpha=1.0)", "sem(weight=10.0)"}
 
 def _execute(out_dir: Path, target: Path):
-    pm.execute_notebook(str(NOTEBOOK), str(target), parameters={"tiny": True, "out_dir": str(out_dir)},
-                        kernel_name=KERNEL, cwd=str(NOTEBOOK.parent), progress_bar=False)
+    run_notebook("sem", target, tiny=True, out_dir=str(out_dir))
 
 def test_sem_notebook_tiny(tmp_path):
     out = tmp_path / "runs"
@@ -46,7 +43,5 @@ def test_sem_notebook_tiny(tmp_path):
 
 def test_sem_notebook_full_scale_needs_data_root(tmp_path):
     with pytest.raises(pm.PapermillExecutionError, match="data_root"):
-        pm.execute_notebook(str(NOTEBOOK), str(tmp_path / "full.ipynb"),
-                            parameters={"scale": "full", "out_dir": str(tmp_path / "runs")},
-                            kernel_name=KERNEL, cwd=str(NOTEBOOK.parent), progress_bar=False)
+        run_notebook("sem", tmp_path / "full.ipynb", scale="full", out_dir=str(tmp_path / "runs"))
     assert not (tmp_path / "runs" / "sem").exists()  # it failed before training anything

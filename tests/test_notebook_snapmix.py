@@ -5,19 +5,16 @@ import numpy as np
 import pandas as pd
 import papermill as pm
 import pytest
-from jupyter_client.kernelspec import KernelSpecManager
+from notebooks import run_notebook
 
 from mixup_lab.experiments import SUMMARY_COLUMNS
 
-NOTEBOOK = Path(__file__).resolve().parents[1] / "nbs" / "experiments" / "snapmix.ipynb"
-KERNEL = "mixup_lab" if "mixup_lab" in KernelSpecManager().find_kernel_specs() else "python3"
 FIGURES = ("snapmix_accuracy.png", "snapmix_examples.png", "snapmix_proportions.png")
 TABLES = ("snapmix_accuracy", "snapmix_vs_cutmix", "snapmix_proportions", "snapmix_summary")
 
 
 def execute(out_dir: Path, **parameters) -> None:
-    pm.execute_notebook(str(NOTEBOOK), str(out_dir / "executed.ipynb"), kernel_name=KERNEL, cwd=str(NOTEBOOK.parent),
-                        parameters=dict(parameters, out_dir=str(out_dir)), progress_bar=False, log_output=False)
+    run_notebook("snapmix", out_dir / "executed.ipynb", **parameters, out_dir=str(out_dir))
 
 
 def stored_files(out_dir: Path) -> dict:

@@ -1,15 +1,12 @@
 "summary.ipynb through papermill, on summary rows made here (it trains nothing, so no other notebook is needed)."
-from pathlib import Path
 
 import pandas as pd
 import papermill as pm
 import pytest
-from jupyter_client.kernelspec import KernelSpecManager
+from notebooks import run_notebook
 
 from mixup_lab.experiments import SUMMARY_COLUMNS, aggregate, save_table, summary_rows
 
-NB = Path(__file__).resolve().parent.parent / "nbs" / "experiments" / "summary.ipynb"
-KERNEL = "mixup_lab" if "mixup_lab" in KernelSpecManager().find_kernel_specs() else "python3"
 
 
 def _rows(experiment, shift):
@@ -19,8 +16,7 @@ def _rows(experiment, shift):
 
 
 def _run(out):
-    pm.execute_notebook(str(NB), str(out / "summary_out.ipynb"), parameters={"out_dir": str(out)},
-                        kernel_name=KERNEL, cwd=str(NB.parent), progress_bar=False)
+    run_notebook("summary", out / "summary_out.ipynb", out_dir=str(out))
 
 
 def test_summary_collects_every_experiment(tmp_path):

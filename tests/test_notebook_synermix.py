@@ -4,21 +4,18 @@ from pathlib import Path
 import pandas as pd
 import papermill as pm
 import pytest
-from jupyter_client.kernelspec import KernelSpecManager
+from notebooks import run_notebook
 
 from mixup_lab.experiments import SUMMARY_COLUMNS
 from mixup_lab.synermix import SYNERMIX_SETTINGS
 
-NOTEBOOK = Path(__file__).resolve().parents[1] / "nbs" / "experiments" / "synermix.ipynb"
-KERNEL = "mixup_lab" if "mixup_lab" in KernelSpecManager().find_kernel_specs() else "python3"
 FIGURES = ("synermix_settings.png", "synermix_beta.png", "synermix_embedding.png")
 TABLES = ("synermix_settings", "synermix_gains", "synermix_beta", "synermix_features", "synermix_features_summary",
           "synermix_summary")
 
 
 def execute(out_dir: Path, **parameters) -> None:
-    pm.execute_notebook(str(NOTEBOOK), str(out_dir / "executed.ipynb"), kernel_name=KERNEL, cwd=str(NOTEBOOK.parent),
-                        parameters=dict(parameters, out_dir=str(out_dir)), progress_bar=False, log_output=False)
+    run_notebook("synermix", out_dir / "executed.ipynb", **parameters, out_dir=str(out_dir))
 
 
 def stored_files(out_dir: Path) -> dict:

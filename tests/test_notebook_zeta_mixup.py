@@ -6,20 +6,18 @@ import pytest
 
 pm = pytest.importorskip("papermill")
 import nbformat
-from jupyter_client.kernelspec import KernelSpecManager
+from notebooks import EXPERIMENTS, run_notebook
 
 from mixup_lab.experiments import SUMMARY_COLUMNS
 from mixup_lab.models import MODELS
 
-NB = Path(__file__).resolve().parents[1] / "nbs" / "experiments" / "zeta_mixup.ipynb"
-KERNEL = "mixup_lab" if "mixup_lab" in KernelSpecManager().find_kernel_specs() else "python3"
+NB = EXPERIMENTS / "zeta_mixup.ipynb"
 FIGURES = ("gamma", "synthetic", "samples")
 TABLES = ("accuracy", "gamma", "synthetic", "summary")
 
 
 def _run(out_dir: Path, **parameters):
-    return pm.execute_notebook(str(NB), str(out_dir / "executed.ipynb"), kernel_name=KERNEL, cwd=str(NB.parent),
-                               parameters=dict(out_dir=str(out_dir), **parameters), progress_bar=False)
+    return run_notebook("zeta_mixup", out_dir / "executed.ipynb", out_dir=str(out_dir), **parameters)
 
 
 def _records(out_dir: Path) -> dict:
