@@ -11,7 +11,6 @@ import json
 import math
 import os
 import re
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +23,7 @@ from scipy import stats
 from tqdm import tqdm  # plain text bars: no ipywidgets needed in notebooks
 
 from .core import check_choice
+from .train import atomic_write
 
 # %% auto #0
 __all__ = ['RESULT_METADATA', 'SUMMARY_COLUMNS', 'DATASETS', 'Run', 'grid', 'record_path', 'run_grid', 'load_results',
@@ -128,17 +128,15 @@ def grid(methods: Sequence,  # names, (name, kwargs) or (name, kwargs, tag)
     return [Run(seed=s, **spec, **settings) for s in seeds for spec in specs]
 
 # %% ../nbs/21_experiments.ipynb #beb8fa82
+def _text_writer(text: str) -> Callable[[str], None]:
+    "A `train.atomic_write` writer of `text`, flushed to disk before the rename."
+    def write(tmp: str):
+        with open(tmp, "w") as f:
+            f.write(text); f.flush(); os.fsync(f.fileno())
+    return write
+
 def _atomic_write_json(obj, path: Path):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=1, allow_nan=False)
-            f.flush(); os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp): os.unlink(tmp)
-        raise
+    atomic_write(path, _text_writer(json.dumps(obj, indent=1, allow_nan=False)))
 
 def record_path(results_dir: str | os.PathLike, run: Run) -> Path:
     "Where the record of `run` lives: results_dir/runs/<run_id>.json."
@@ -257,15 +255,7 @@ def save_table(df: pd.DataFrame,  # the table
     path.parent.mkdir(parents=True, exist_ok=True)
     texts = {path: df.to_csv(index=False)}
     if markdown: texts[path.with_suffix(".md")] = df.to_markdown(index=False, floatfmt=floatfmt) + "\n"
-    for target, text in texts.items():
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.stem}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w") as f:
-                f.write(text); f.flush(); os.fsync(f.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            if os.path.exists(tmp): os.unlink(tmp)
-            raise
+    for target, text in texts.items(): atomic_write(target, _text_writer(text))
     return path
 
 def summary_rows(agg: pd.DataFrame,  # from aggregate

@@ -12,7 +12,7 @@ import random
 import tempfile
 import time
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -28,7 +28,7 @@ from .core import (ERM, as_soft_targets, check_choice, check_num_classes, check_
 # %% auto #0
 __all__ = ['OBJECTIVES', 'METHOD_CLASSES', 'SCHEDULES', 'get_objective', 'stream_seed', 'objective_generators',
            'loader_generators', 'to_device', 'resolve_device', 'evaluate', 'resolve_corruptions', 'corrupted_accuracy',
-           'atomic_save', 'ObjectiveStep', 'fit', 'same_weights']
+           'atomic_write', 'atomic_save', 'ObjectiveStep', 'fit', 'same_weights']
 
 # %% ../nbs/20_train.ipynb #403f90af
 OBJECTIVES = ("erm", "mixup", "cutmix", "manifold", "zeta", "snapmix", "synermix_intra", "synermix", "sem")
@@ -297,18 +297,25 @@ def corrupted_accuracy(model: nn.Module,
     return accs
 
 # %% ../nbs/20_train.ipynb #12a659ba
-def atomic_save(obj, path: str | os.PathLike):
-    "`torch.save` to a temporary file next to `path`, then rename it onto `path` (atomic on POSIX)."
+def atomic_write(path: str | os.PathLike,  # the file to (re)place
+                 write: Callable[[str], None],  # writes the whole content to the temporary path it is given
+                ) -> Path:
+    "Call `write` on a temporary file next to `path`, then rename it onto `path` (atomic on POSIX); no temporary file survives a failure."
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
-        torch.save(obj, tmp)
+        write(tmp)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp): os.unlink(tmp)
         raise
+    return path
+
+def atomic_save(obj, path: str | os.PathLike):
+    "`torch.save` to a temporary file next to `path`, then rename it onto `path` (atomic on POSIX)."
+    atomic_write(path, lambda tmp: torch.save(obj, tmp))
 
 def _load_checkpoint(path: Path, config: dict) -> dict:
     state = torch.load(path, map_location="cpu", weights_only=False)  # our own file: holds RNG states
