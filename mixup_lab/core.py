@@ -6,7 +6,10 @@
 from __future__ import annotations
 
 import math
+import os
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Protocol, Sequence, runtime_checkable
 
 import numpy as np
@@ -19,7 +22,7 @@ from scipy import special
 __all__ = ['check_positive', 'check_in_range', 'check_choice', 'check_batch', 'check_num_classes', 'one_hot', 'as_soft_targets',
            'soft_target_cross_entropy', 'SoftTargetCrossEntropy', 'generator_device', 'uniform', 'random_permutation',
            'sample_beta', 'ModelParts', 'split_model', 'Objective', 'ERM', 'MixPlan', 'IdentityPlan', 'LinearPlan',
-           'InputMixer']
+           'InputMixer', 'figure_path']
 
 # %% ../nbs/00_core.ipynb #ec5254b0
 def _check_real(value, name: str) -> float:
@@ -378,3 +381,18 @@ class InputMixer:
     def loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         x_mixed, targets = self(x, y)
         return soft_target_cross_entropy(model(x_mixed), targets)
+
+# %% ../nbs/00_core.ipynb #3b14bfac
+_TEST_FIGURES: Path | None = None
+
+def figure_path(name: str,  # file name, e.g. "mixup_beta.png"
+                folder: str | os.PathLike = "../figures",  # the repository's figures/ as seen from nbs/
+               ) -> Path:
+    "Where a notebook saves the figure `name`: `folder`, or a temporary folder while tests run, so tests never change the tree."
+    global _TEST_FIGURES
+    if os.environ.get("IN_TEST") or os.environ.get("PYTEST_CURRENT_TEST"):
+        if _TEST_FIGURES is None: _TEST_FIGURES = Path(tempfile.mkdtemp(prefix="mixup_lab_figures_"))
+        folder = _TEST_FIGURES
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / name
