@@ -39,7 +39,12 @@ def resize_box(height: int,  # H, image height in pixels
 INTERPOLATIONS = ("nearest", "bilinear", "bicubic", "area")
 
 def _shrink(x: torch.Tensor, size: tuple[int, int], interpolation: str) -> torch.Tensor:
-    "F.interpolate over the last two dimensions of a (B, ..., H, W) batch."
+    "Resize the last two dimensions of a (B, ..., H, W) batch to `size`."
+    if interpolation == "nearest":  # PyTorch's nearest rule, source index ⌊i·H/h⌋, as two gathers of rows and columns
+        (height, width), (h, w) = x.shape[-2:], size
+        rows = torch.arange(h, device=x.device) * height // h
+        cols = torch.arange(w, device=x.device) * width // w
+        return x.index_select(-2, rows).index_select(-1, cols)
     lead = x.shape[:-2]
     x4 = x.reshape(lead[0], -1, *x.shape[-2:]) if x.ndim != 4 else x  # (B, C', H, W): what interpolate takes
     kw = {} if interpolation in ("nearest", "area") else dict(align_corners=False)

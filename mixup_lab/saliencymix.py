@@ -5,6 +5,7 @@
 # %% ../nbs/19_saliencymix.ipynb #56cd90c9
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -20,19 +21,21 @@ __all__ = ['SALIENCYMIX_MODES', 'spectral_residual', 'saliency_map', 'saliency_p
            'SaliencyMix']
 
 # %% ../nbs/19_saliencymix.ipynb #09c7ff43
-def _gaussian_blur(s: torch.Tensor, sigma: float, truncate: float = 3.0) -> torch.Tensor:
-    "Separable Gaussian blur of (B, h, w) maps, kernel radius ⌊truncate·σ⌉ (at most the size − 1), reflect padding."
+@functools.lru_cache(maxsize=64)
+def _blur_matrix(n: int, sigma: float, dtype: torch.dtype, device: torch.device, truncate: float = 3.0) -> torch.Tensor:
+    "(n, n) matrix M with blur(v) = v @ M: a Gaussian of radius ⌊truncate·σ⌉ (at most n − 1), reflect padding."
+    radius = min(int(truncate * sigma + 0.5), n - 1)
+    eye = torch.eye(n, dtype=dtype, device=device)
+    if radius < 1: return eye
+    t = torch.arange(-radius, radius + 1, dtype=dtype, device=device)
+    kernel = torch.exp(-0.5 * (t / sigma) ** 2)
+    # row i: the blurred unit impulse at i, i.e. the padded convolution applied to every basis vector once
+    return F.conv1d(F.pad(eye.unsqueeze(1), (radius, radius), mode="reflect"), (kernel / kernel.sum()).view(1, 1, -1))[:, 0]
+
+def _gaussian_blur(s: torch.Tensor, sigma: float) -> torch.Tensor:
+    "Separable Gaussian blur of (B, h, w) maps as two matrix products with cached (h, h) and (w, w) matrices."
     h, w = s.shape[-2:]
-    radius = int(truncate * sigma + 0.5)
-    s = s.unsqueeze(1)
-    for dim, r in ((2, min(radius, h - 1)), (3, min(radius, w - 1))):
-        if r < 1: continue
-        t = torch.arange(-r, r + 1, dtype=s.dtype, device=s.device)
-        kernel = torch.exp(-0.5 * (t / sigma) ** 2)
-        kernel = (kernel / kernel.sum()).view(1, 1, -1, 1) if dim == 2 else (kernel / kernel.sum()).view(1, 1, 1, -1)
-        pad = (0, 0, r, r) if dim == 2 else (r, r, 0, 0)
-        s = F.conv2d(F.pad(s, pad, mode="reflect"), kernel)
-    return s[:, 0]
+    return _blur_matrix(h, sigma, s.dtype, s.device).T @ s @ _blur_matrix(w, sigma, s.dtype, s.device)
 
 def spectral_residual(grey: torch.Tensor,  # (B, h, w) real grey-scale images
                       sigma: float = 8.0,  # σ of the Gaussian that smooths the map, in pixels of `grey`
@@ -49,7 +52,8 @@ def spectral_residual(grey: torch.Tensor,  # (B, h, w) real grey-scale images
     log_amplitude = torch.log(spectrum.abs().clamp_min(1e-12))  # the floor only matters for exactly-zero bins
     p = average // 2
     local = F.avg_pool2d(F.pad(log_amplitude.unsqueeze(1), (p, p, p, p), mode="circular"), average, stride=1)[:, 0]
-    back = torch.fft.ifft2(torch.polar(torch.exp(log_amplitude - local), spectrum.angle()))
+    # exp(R + iP) = exp(L − h*L)·F/|F| = F·exp(−h*L): one multiplication, no phase to compute
+    back = torch.fft.ifft2(spectrum * torch.exp(-local))
     return _gaussian_blur(back.abs() ** 2, sigma)
 
 # %% ../nbs/19_saliencymix.ipynb #40b1ffca
@@ -126,10 +130,11 @@ class SaliencyMixPlan(LinearPlan):
         self.box = box
     def inputs(self, x: torch.Tensor) -> torch.Tensor:
         perm = self.perm.to(x.device)
-        if isinstance(self.box, torch.Tensor):  # one box per sample: a mask of the boxes, one select
+        if isinstance(self.box, torch.Tensor):  # one box per sample: a mask of the boxes, one exact 0/1 lerp
             mask = _box_mask(self.box.to(x.device), *x.shape[-2:])
-            mask = mask.view(x.shape[0], *([1] * (x.ndim - 3)), *x.shape[-2:])
-            return torch.where(~mask, x, x.index_select(0, perm))  # x first: the result keeps x's memory format
+            weight = mask.view(x.shape[0], *([1] * (x.ndim - 3)), *x.shape[-2:]).to(x.dtype)
+            # x + w·(partner − x): exactly x outside the box, exactly the partner inside; x first keeps its memory format
+            return torch.lerp(x, x.index_select(0, perm), weight)
         top, bottom, left, right = self.box
         out = x.clone()
         if bottom > top and right > left:
