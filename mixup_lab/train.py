@@ -31,12 +31,14 @@ __all__ = ['OBJECTIVES', 'METHOD_CLASSES', 'SCHEDULES', 'get_objective', 'stream
            'atomic_write', 'atomic_save', 'ObjectiveStep', 'fit', 'same_weights']
 
 # %% ../nbs/20_train.ipynb #403f90af
-OBJECTIVES = ("erm", "mixup", "cutmix", "manifold", "zeta", "snapmix", "synermix_intra", "synermix", "sem")
+OBJECTIVES = ("erm", "mixup", "cutmix", "manifold", "zeta", "snapmix", "synermix_intra", "synermix", "sem",
+              "fmix", "resizemix", "saliencymix")
 
 METHOD_CLASSES = {  # name -> (module of mixup_lab, class)
     "mixup": ("mixup", "Mixup"), "cutmix": ("cutmix", "CutMix"), "manifold": ("manifold", "ManifoldMixup"),
     "zeta": ("zeta", "ZetaMixup"), "snapmix": ("snapmix", "SnapMix"), "synermix_intra": ("synermix", "SynerMix"),
-    "synermix": ("synermix", "SynerMix"), "sem": ("sem", "SemanticEquivariantMixup")}
+    "synermix": ("synermix", "SynerMix"), "sem": ("sem", "SemanticEquivariantMixup"),
+    "fmix": ("fmix", "FMix"), "resizemix": ("resizemix", "ResizeMix"), "saliencymix": ("saliencymix", "SaliencyMix")}
 
 def _method_class(name: str):
     "Import the class behind a method name lazily (method modules are optional at import time)."
