@@ -405,8 +405,9 @@ def train_run(run: Run,
     train = d["train"]
     if d["balanced"]:  # fit seeds (and checkpoints) the sampler's generator
         from torch.utils.data import DataLoader
-        from mixup_lab.synermix import BalancedBatchSampler
-        sampler = BalancedBatchSampler(dataset_labels(train), run.batch_size, generator=torch.Generator())
+        from mixup_lab.synermix import BalancedBatchSampler, balanced_mode  # True: "chunks"; "paper": the public code's
+        sampler = BalancedBatchSampler(dataset_labels(train), run.batch_size, mode=balanced_mode(d["balanced"]),
+                                       generator=torch.Generator())
         train = DataLoader(train, batch_sampler=sampler)
     checkpoint = None if checkpoint_dir is None else Path(checkpoint_dir) / f"{run.run_id}.pt"
     tic = time.time()

@@ -71,12 +71,11 @@ def semantic_percent_map(feature_map: torch.Tensor,  # last feature map (B, C, h
 
 # %% ../nbs/14_snapmix.ipynb #aaca221e
 def _random_box(lam: float, height: int, width: int, u_y: float, u_x: float) -> tuple[int, int, int, int]:
-    "A CutMix box of area fraction ≈ 1 − lam centred at (u_y·H, u_x·W), clipped: (y0, y1, x0, x1)."
+    "The public code's box for area fraction ≈ 1 − lam, centred at (⌊u_y·H⌋, ⌊u_x·W⌋): centre ± ⌊side/2⌋, clipped: (y0, y1, x0, x1)."
     cut = math.sqrt(max(0.0, 1.0 - lam))
-    h, w = int(height * cut), int(width * cut)
+    half_h, half_w = int(height * cut) // 2, int(width * cut) // 2  # an odd side loses a pixel, as in rand_bbox
     cy, cx = int(u_y * height), int(u_x * width)
-    y0, x0 = cy - h // 2, cx - w // 2
-    return max(y0, 0), min(y0 + h, height), max(x0, 0), min(x0 + w, width)
+    return max(cy - half_h, 0), min(cy + half_h, height), max(cx - half_w, 0), min(cx + half_w, width)
 
 def _area(box) -> int: return max(box[1] - box[0], 0) * max(box[3] - box[2], 0)
 
@@ -93,7 +92,8 @@ class SnapMixPlan(MixPlan):
     def inputs(self, x: torch.Tensor) -> torch.Tensor:
         (ay0, ay1, ax0, ax1), (by0, by1, bx0, bx1) = self.box_a, self.box_b
         patch = x[:, :, by0:by1, bx0:bx1].index_select(0, self.perm.to(x.device))
-        patch = F.interpolate(patch, size=(ay1 - ay0, ax1 - ax0), mode="bilinear", align_corners=False)
+        # align_corners=True: the public code's resize, so the mixed images are the same to the bit
+        patch = F.interpolate(patch, size=(ay1 - ay0, ax1 - ax0), mode="bilinear", align_corners=True)
         mixed = x.clone()  # keeps the memory format (channels_last stays channels_last)
         mixed[:, :, ay0:ay1, ax0:ax1] = patch
         return mixed
@@ -105,13 +105,16 @@ class SnapMixPlan(MixPlan):
         return rho_a * t + rho_b * t.index_select(0, self.perm.to(t.device))
 
 # %% ../nbs/14_snapmix.ipynb #c52b4932
-def _cam_parts(model) -> ModelParts:
+def _cam_parts(model, num_classes: int | None = None) -> ModelParts:
     parts = split_model(model)
     if not isinstance(parts.head, nn.Linear):
         raise TypeError(f"SnapMix needs a model whose head is an nn.Linear, got {type(parts.head).__name__}: {_WHY_LINEAR}")
     if not parts.pool_is_average:
         raise TypeError(f"SnapMix needs a global average pool between the body and the head: {_WHY_LINEAR}; "
                         "split_model found a different pool (e.g. a max pool)")
+    if num_classes is not None and parts.head.out_features != num_classes:
+        raise ValueError(f"the model's head has {parts.head.out_features} outputs but num_classes={num_classes}: "
+                         "the class activation maps need the head's weight row of every class")
     return parts
 
 def _modes(module) -> list[tuple[nn.Module, bool]]:
@@ -132,26 +135,58 @@ def percent_maps(model: nn.Module,  # a classifier split_model handles, with a l
     return semantic_percent_map(feature_map, parts.head, labels, tuple(x.shape[-2:]))
 
 # %% ../nbs/14_snapmix.ipynb #007dbba4
+def _proportions(maps: torch.Tensor,  # (B, H, W) semantic percent maps (NaN where degenerate)
+                 perm: torch.Tensor,  # (B,) partners
+                 box_a: tuple, box_b: tuple,  # the two boxes
+                 same: torch.Tensor,  # (B,) bool, y_a == y_b
+                 same_label: str,  # "sum" or "merge"
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    "ρ_a, ρ_b in the public code's order: the maps' masses, the same-label sum, then the area fallback for a NaN."
+    (ay0, ay1, ax0, ax1), (by0, by1, bx0, bx1) = box_a, box_b
+    area = _area(box_a) / (maps.shape[-2] * maps.shape[-1])  # what CutMix would say: the pasted patch covers box a
+    # clamp: rounding may leave 1 - 1.0000001; a NaN (degenerate map) passes through it
+    rho_a = (1 - maps[:, ay0:ay1, ax0:ax1].sum((1, 2))).clamp(0, 1)
+    rho_b = maps[:, by0:by1, bx0:bx1].sum((1, 2)).index_select(0, perm).clamp(0, 1)
+    if same_label == "sum":  # before the fallback: a NaN in either image of a same-label pair makes both NaN
+        total = rho_a + rho_b
+        rho_a, rho_b = torch.where(same, total, rho_a), torch.where(same, total, rho_b)
+    return rho_a.nan_to_num(nan=1 - area), rho_b.nan_to_num(nan=area)
+
 class SnapMix:
     "SnapMix (Huang et al., 2021): CAM-weighted asymmetric box mixing; `mixer(model, x, y)` and `loss(model, x, y)`."
     def __init__(self, num_classes: int,  # K
                  beta: float = 5.0,  # λ, λ1 ~ Beta(beta, beta); the paper uses 5
                  prob: float = 1.0,  # probability that a batch is mixed at all
                  same_label: str = "sum",  # "sum": published rule, ρ_a = ρ_b = ρ_a + ρ_b for equal labels; "merge": keep raw ρ's
+                 cam_model: nn.Module | None = None,  # a fixed network for the maps (the public code's --weightfile); None: the trained model
                  generator: torch.Generator | None = None):  # source of all random draws
         self.num_classes = check_num_classes(num_classes)
         self.beta = check_positive(beta, "beta")
         self.prob = check_in_range(prob, "prob", 0.0, 1.0)
         self.same_label = check_choice(same_label, "same_label", ["sum", "merge"])
+        if cam_model is not None:
+            if not isinstance(cam_model, nn.Module):
+                raise TypeError(f"cam_model must be an nn.Module or None, got {type(cam_model).__name__}")
+            _cam_parts(cam_model, self.num_classes)  # a bad CAM network fails here, not at the first step
+        self.cam_model = cam_model
         if generator is not None and not isinstance(generator, torch.Generator):
             raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
         self.generator = generator
+
+    def _maps_model(self, model: nn.Module, device: torch.device) -> nn.Module:
+        "The network the maps come from, checked; a fixed cam_model follows the batch to its device."
+        if self.cam_model is None:
+            _cam_parts(model, self.num_classes)
+            return model
+        param = next(self.cam_model.parameters(), None)
+        if param is not None and param.device != device: self.cam_model.to(device)
+        return self.cam_model
 
     def plan(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> MixPlan:
         "Draw boxes and partners, compute the maps of the clean batch and the label proportions ρ_a, ρ_b."
         check_batch(x, y)
         if x.ndim != 4: raise ValueError(f"x must be a batch of images (B, C, H, W), got shape {tuple(x.shape)}")
-        _cam_parts(model)  # fail early, whatever the coin says
+        cam_model = self._maps_model(model, x.device)  # fail early, whatever the coin says
         targets = as_soft_targets(y, self.num_classes)  # also checks the labels
         classes = targets.argmax(1) if y.dtype.is_floating_point else y.to(x.device).long()
         if uniform((), self.generator).item() >= self.prob: return IdentityPlan()
@@ -161,16 +196,9 @@ class SnapMix:
         (height, width) = x.shape[-2:]
         box_a, box_b = _random_box(lam, height, width, u[0], u[1]), _random_box(lam1, height, width, u[2], u[3])
         if _area(box_a) == 0 or _area(box_b) == 0: return IdentityPlan()
-        maps = percent_maps(model, x, classes)
-        (ay0, ay1, ax0, ax1), (by0, by1, bx0, bx1) = box_a, box_b
-        rho_a = 1 - maps[:, ay0:ay1, ax0:ax1].sum((1, 2))
-        rho_b = maps[:, by0:by1, bx0:bx1].sum((1, 2)).index_select(0, perm)
-        area = _area(box_a) / (height * width)  # what CutMix would say: the pasted patch covers box a
-        rho_a = torch.where(rho_a.isfinite(), rho_a, 1 - area).clamp(0, 1)  # clamp: rounding may leave 1 - 1.0000001
-        rho_b = torch.where(rho_b.isfinite(), rho_b, area).clamp(0, 1)
-        if self.same_label == "sum":
-            same, total = classes == classes.index_select(0, perm), rho_a + rho_b
-            rho_a, rho_b = torch.where(same, total, rho_a), torch.where(same, total, rho_b)
+        maps = percent_maps(cam_model, x, classes)
+        same = classes == classes.index_select(0, perm)
+        rho_a, rho_b = _proportions(maps, perm, box_a, box_b, same, self.same_label)
         return SnapMixPlan(perm, box_a, box_b, rho_a, rho_b, maps)
 
     def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -184,4 +212,6 @@ class SnapMix:
         return soft_target_cross_entropy(model(x_mixed), targets)
 
     def __repr__(self):
-        return f"SnapMix(num_classes={self.num_classes}, beta={self.beta}, prob={self.prob}, same_label={self.same_label!r})"
+        cam = "" if self.cam_model is None else f", cam_model={type(self.cam_model).__name__}"
+        return (f"SnapMix(num_classes={self.num_classes}, beta={self.beta}, prob={self.prob}, "
+                f"same_label={self.same_label!r}{cam})")

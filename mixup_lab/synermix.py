@@ -19,8 +19,8 @@ from .mixup import Mixup
 from .manifold import ManifoldMixup
 
 # %% auto #0
-__all__ = ['SYNERMIX_SETTINGS', 'intra_class_mix', 'SynerMix', 'synermix_setting', 'BalancedBatchSampler', 'intra_class_cohesion',
-           'inter_class_separability', 'fisher_ratio']
+__all__ = ['SYNERMIX_SETTINGS', 'SAMPLER_MODES', 'intra_class_mix', 'SynerMix', 'synermix_setting', 'balanced_mode',
+           'BalancedBatchSampler', 'intra_class_cohesion', 'inter_class_separability', 'fisher_ratio']
 
 # %% ../nbs/15_synermix.ipynb #f8757f4d
 def _class_index(labels: torch.Tensor, name: str = "labels") -> tuple[torch.Tensor, torch.Tensor]:
@@ -148,13 +148,24 @@ def synermix_setting(name: str,  # one of the paper's six settings, e.g. "w-RA&E
     return SynerMix(num_classes, beta=beta, inter=inter, generator=generator)
 
 # %% ../nbs/15_synermix.ipynb #6438bbda
+SAMPLER_MODES = ("paper", "chunks")
+
+def balanced_mode(balanced,  # a `data_kwargs` "balanced" value: False/None, True, "paper" or "chunks"
+                 ) -> str | None:  # the BalancedBatchSampler mode, or None for no balanced sampler
+    "The sampler mode an experiment's `balanced` option asks for; True keeps its original meaning, 'chunks'."
+    if balanced is None or balanced is False: return None
+    if balanced is True: return "chunks"
+    if isinstance(balanced, str) and balanced in SAMPLER_MODES: return balanced
+    raise ValueError(f"balanced must be False, True (= 'chunks'), 'paper' or 'chunks', got {balanced!r}")
+
 class BalancedBatchSampler(Sampler):
-    "Batches of indices in which every class present has at least `min_per_class` samples."
+    "Batches of indices in which every class present has at least two (`mode='chunks'`: `min_per_class`) samples."
     def __init__(self, labels,  # (N,) integer class of every dataset item (tensor, array or list)
-                 batch_size: int,  # target number of indices per batch
-                 classes_per_batch: int | None = None,  # if set, about this many classes per batch (chunks of batch_size // P)
-                 min_per_class: int = 2,  # each class present in a batch has at least this many samples
-                 generator: torch.Generator | None = None):  # source of the shuffles
+                 batch_size: int,  # "paper": size of the random part of a batch; "chunks": target number of indices
+                 mode: str = "paper",  # "paper": the public code's sampler; "chunks": whole class chunks (ours)
+                 classes_per_batch: int | None = None,  # "chunks" only: about this many classes per batch (chunks of batch_size // P)
+                 min_per_class: int = 2,  # "chunks" only: each class present in a batch has at least this many samples
+                 generator: torch.Generator | None = None):  # source of the shuffles and draws
         labels = labels.cpu() if isinstance(labels, torch.Tensor) else torch.as_tensor(np.asarray(labels))
         if labels.numel() == 0: raise ValueError("labels must be a non-empty 1-D sequence of class ids")
         if labels.dtype.is_floating_point or labels.dtype.is_complex or labels.dtype == torch.bool:
@@ -166,22 +177,61 @@ class BalancedBatchSampler(Sampler):
         for value, name in ((batch_size, "batch_size"), (min_per_class, "min_per_class")):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
+        self.mode = check_choice(mode, "mode", list(SAMPLER_MODES))
+        self.batch_size, self.generator = int(batch_size), generator
+        self.classes, self.inverse, self.counts = torch.unique(self.labels, return_inverse=True, return_counts=True)
+        if self.mode == "paper": self._init_paper(classes_per_batch, min_per_class)
+        else: self._init_chunks(classes_per_batch, min_per_class)
+
+    def _init_paper(self, classes_per_batch, min_per_class):
+        if classes_per_batch is not None or min_per_class != 2:
+            raise ValueError("classes_per_batch and min_per_class belong to mode='chunks'; mode='paper' (the public "
+                             f"code) tops up every class seen once to two, got classes_per_batch={classes_per_batch!r}, "
+                             f"min_per_class={min_per_class!r}")
+        n = self.labels.numel()
+        if self.batch_size > n:
+            raise ValueError(f"mode='paper' drops the last partial batch, so batch_size must be <= the number of "
+                             f"labels ({n}); got batch_size={self.batch_size}")
+        self.members = torch.argsort(self.inverse, stable=True)  # each class's indices, in increasing order
+        self.starts = torch.cumsum(self.counts, 0) - self.counts
+        self.rank = torch.empty_like(self.members)  # each index's position among its class's members
+        self.rank[self.members] = torch.arange(n) - self.starts[self.inverse[self.members]]
+
+    def _init_chunks(self, classes_per_batch, min_per_class):
         m = int(min_per_class)
         if classes_per_batch is not None:
             if isinstance(classes_per_batch, bool) or not isinstance(classes_per_batch, (int, np.integer)) \
-                    or not 1 <= classes_per_batch <= batch_size:
+                    or not 1 <= classes_per_batch <= self.batch_size:
                 raise ValueError(f"classes_per_batch must be None or an int in [1, batch_size], got {classes_per_batch!r}")
-            m = max(m, batch_size // int(classes_per_batch))
-        if 2 * m - 1 > batch_size:
+            m = max(m, self.batch_size // int(classes_per_batch))
+        if 2 * m - 1 > self.batch_size:
             raise ValueError(f"batch_size must be >= 2 * chunk size - 1 = {2 * m - 1} so that a class chunk fits a batch; "
-                             f"got batch_size={batch_size} (min_per_class={min_per_class}, classes_per_batch={classes_per_batch})")
-        self.batch_size, self.chunk, self.generator = int(batch_size), m, generator
-        self.classes, self.inverse, counts = torch.unique(self.labels, return_inverse=True, return_counts=True)
-        self.counts = counts
-        self.padding = (m - counts).clamp(min=0)  # repeats needed by classes smaller than one chunk
+                             f"got batch_size={self.batch_size} (min_per_class={min_per_class}, classes_per_batch={classes_per_batch})")
+        self.chunk = m
+        self.padding = (m - self.counts).clamp(min=0)  # repeats needed by classes smaller than one chunk
         self.num_items = self.labels.numel() + int(self.padding.sum())
 
-    def __len__(self) -> int: return math.ceil(self.num_items / self.batch_size)
+    def __len__(self) -> int:
+        if self.mode == "paper": return self.labels.numel() // self.batch_size
+        return math.ceil(self.num_items / self.batch_size)
+
+    def _paper_epoch(self) -> list[list[int]]:
+        "One epoch of the public code's sampler: random batches, plus one more sample of every class seen once."
+        g, size, n_batches, n_classes = self.generator, self.batch_size, len(self), len(self.counts)
+        order = random_permutation(self.labels.numel(), g)
+        u = uniform(n_batches * size, g, dtype=torch.float64).view(n_batches, size)  # one draw per position
+        pos = order[: n_batches * size].view(n_batches, size)  # the last partial batch is dropped
+        cls = self.inverse[pos]
+        key = torch.arange(n_batches).unsqueeze(1) * n_classes + cls  # (batch, class) pairs
+        once = torch.bincount(key.flatten(), minlength=n_batches * n_classes)[key] == 1
+        n = self.counts[cls]
+        k = (u * (n - 1)).long()  # uniform over the class's n − 1 other members ...
+        k = torch.where(n > 1, k + (k >= self.rank[pos]).long(), 0)  # ... skipping the present one; n = 1: itself
+        extra = self.members[self.starts[cls] + k]
+        b, p = torch.nonzero(once, as_tuple=True)
+        added = extra[b, p][torch.argsort(key[b, p])]  # by batch, then class: the public code's loop order
+        added = torch.split(added, once.sum(1).tolist())
+        return [torch.cat([pos[i], added[i]]).tolist() for i in range(n_batches)]
 
     def _epoch_order(self) -> tuple[torch.Tensor, torch.Tensor]:
         "A shuffled sequence of dataset indices made of whole class chunks, and the chunk starts in it."
@@ -206,6 +256,9 @@ class BalancedBatchSampler(Sampler):
         return sequence, chunk_starts
 
     def __iter__(self):
+        if self.mode == "paper":
+            yield from self._paper_epoch()
+            return
         sequence, chunk_starts = self._epoch_order()
         targets = torch.arange(len(self)) * self.batch_size
         cuts = chunk_starts[torch.searchsorted(chunk_starts, targets, right=True) - 1].tolist() + [sequence.numel()]

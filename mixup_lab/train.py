@@ -90,6 +90,7 @@ def get_objective(name: str,  # one of `OBJECTIVES`
         kwargs = dict(kwargs, beta=kwargs.get("beta", 0.5), inter=None)
     elif name == "synermix":
         kwargs.setdefault("beta", 0.1)  # the paper's weight when combined with an inter-class mixer
+        if isinstance(kwargs.get("inter", "mixup"), str): kwargs.setdefault("alpha", 1.0)  # the paper's α, both mixers
         kwargs = _with_inner(cls, "inter", "mixup", ("mixup", "manifold"), num_classes, generator, kwargs)
     elif name == "sem":
         kwargs = _with_inner(cls, "mixer", "mixup", ("mixup", "cutmix", "zeta"), num_classes, generator, kwargs)

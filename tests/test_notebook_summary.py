@@ -40,3 +40,26 @@ def test_summary_refuses_misaligned_and_missing_tables(tmp_path):
     pd.DataFrame({"method": ["erm"], "acc": [0.9]}).to_csv(tmp_path / "sem_summary.csv", index=False)
     with pytest.raises(pm.PapermillExecutionError, match="differ from SUMMARY_COLUMNS"):
         _run(tmp_path)
+
+
+def test_summary_lists_what_changed_since_the_previous_table(tmp_path):
+    "A second run over changed rows keeps the first table and lists every changed, new or dropped accuracy row."
+    save_table(_rows("zeta_mixup", 0.03), tmp_path / "zeta_mixup_summary.csv")
+    save_table(_rows("sem", -0.01), tmp_path / "sem_summary.csv")
+    _run(tmp_path)
+    first = pd.read_csv(tmp_path / "summary.csv")
+    assert not (tmp_path / "summary_previous.csv").exists()  # nothing earlier to keep
+    save_table(_rows("zeta_mixup", 0.05), tmp_path / "zeta_mixup_summary.csv")  # mixup's mean moves by +2 points
+    (tmp_path / "sem_summary.csv").unlink()
+    save_table(_rows("snapmix", 0.0), tmp_path / "snapmix_summary.csv")
+    _run(tmp_path)
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "summary_previous.csv"), first)
+    changes = pd.read_csv(tmp_path / "summary_changes.csv")
+    kind = {(r.experiment, r.method): r.change for r in changes.itertuples()}
+    assert kind == {("zeta_mixup", "mixup"): "changed", ("sem", "erm"): "dropped", ("sem", "mixup"): "dropped",
+                    ("snapmix", "erm"): "new", ("snapmix", "mixup"): "new"}
+    moved = changes[changes.change == "changed"].iloc[0]
+    assert abs(moved["delta (pp)"] - 2.0) < 1e-9
+    _run(tmp_path)  # the same inputs again: the table is unchanged and the comparison still reads the kept one
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "summary_previous.csv"), first)
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "summary_changes.csv"), changes)

@@ -1,6 +1,8 @@
 "API-level, property-based and error-path tests of mixup_lab.snapmix."
 import copy
+import math
 
+import numpy as np
 import pytest
 import timm
 import torch
@@ -9,8 +11,8 @@ import torch.nn.functional as F
 import torchvision
 from hypothesis import given, settings, strategies as st
 
-from mixup_lab.core import IdentityPlan, Objective, one_hot
-from mixup_lab.snapmix import SnapMix, SnapMixPlan, percent_maps, semantic_percent_map
+from mixup_lab.core import IdentityPlan, Objective, one_hot, random_permutation, sample_beta, uniform
+from mixup_lab.snapmix import SnapMix, SnapMixPlan, _random_box, percent_maps, semantic_percent_map
 
 
 def cnn(seed=0, classes=5):
@@ -76,7 +78,7 @@ def test_plan_proportions_targets_and_model_state():
     outside[ay0:ay1, ax0:ax1] = False
     assert torch.equal(xm[:, :, outside], x[:, :, outside])
     patch = F.interpolate(x[plan.perm][:, :, by0:by1, bx0:bx1], size=(ay1 - ay0, ax1 - ax0), mode="bilinear",
-                          align_corners=False)
+                          align_corners=True)
     torch.testing.assert_close(xm[:, :, ay0:ay1, ax0:ax1], patch)
     assert model.training and not model[1].training and model[5].training
     assert torch.equal(model[1].running_mean, bn_stats[0]) and torch.equal(model[1].running_var, bn_stats[1])
@@ -235,3 +237,128 @@ def test_matrix_upsampling_equals_interpolate_formula(h, w, out_h, out_w, seed):
     ok = clear & ~maps.isnan().flatten(1).any(1)
     assert (maps[ok] >= 0).all()
     torch.testing.assert_close(maps[ok], ref[ok], rtol=1e-4, atol=1e-6)
+
+
+# --- the public code (Shaoli-Huang/SnapMix, utils/mixmethod.py `snapmix`, utils/custom_ops.py `rand_bbox`), re-derived
+# here from its rules, driven by the draws our plan makes from the same seed
+
+def replayed_draws(seed, batch, height, width, beta=5.0):
+    "The draws SnapMix.plan makes from a generator seeded with `seed`, in its order: coin, λ, λ1, π, two integer centres."
+    g = torch.Generator().manual_seed(seed)
+    coin = uniform((), g).item()
+    lam, lam1 = sample_beta(beta, size=2, generator=g).tolist()
+    perm = random_permutation(batch, g)
+    u = uniform(4, g).tolist()
+    return coin, lam, lam1, perm, [(int(u[0] * height), int(u[1] * width)), (int(u[2] * height), int(u[3] * width))]
+
+
+def public_box(height, width, lam, centre):
+    "rand_bbox with its centre given: sides int(size·√(1−λ)), each spanning centre ± side // 2, clipped to the image."
+    ratio = np.sqrt(1.0 - lam)
+    rows, cols = int(height * ratio), int(width * ratio)
+    (cy, cx) = centre
+    lo = lambda c, s, n: int(np.clip(c - s // 2, 0, n))
+    hi = lambda c, s, n: int(np.clip(c + s // 2, 0, n))
+    return lo(cy, rows, height), hi(cy, rows, height), lo(cx, cols, width), hi(cx, cols, width)
+
+
+def public_maps(model, x, y):
+    "get_spm: CAM of the label with the class bias, bilinear (align_corners=False) to the image, minus its min, over its sum."
+    body, head = model[:-3], model[-1]
+    with torch.no_grad():
+        return torch.stack([reference_map(body(x[i:i + 1])[0], head, y[i], tuple(x.shape[-2:])) for i in range(len(x))])
+
+
+def public_snapmix(x, y, maps, lam, lam1, perm, centres):
+    "After the draws: paste the resized partner box (align_corners=True); ρ's summed for same labels, then NaN → area."
+    height, width = x.shape[-2:]
+    a, b = public_box(height, width, lam, centres[0]), public_box(height, width, lam1, centres[1])
+    if (a[1] - a[0]) * (a[3] - a[2]) <= 0 or (b[1] - b[0]) * (b[3] - b[2]) <= 0:  # no mixing: ρ_a = 1, ρ_b = 0
+        return x.clone(), torch.ones(len(x)), torch.zeros(len(x))
+    mixed = x.clone()
+    piece = x[perm][:, :, b[0]:b[1], b[2]:b[3]]
+    mixed[:, :, a[0]:a[1], a[2]:a[3]] = F.interpolate(piece, size=(a[1] - a[0], a[3] - a[2]), mode="bilinear",
+                                                      align_corners=True)
+    mass = lambda m, box: m[:, box[0]:box[1], box[2]:box[3]].sum((1, 2)) / (m.sum((1, 2)) + 1e-8)
+    rho_a, rho_b = 1 - mass(maps, a), mass(maps[perm], b)
+    same = y == y[perm]
+    rho_a, rho_b = torch.where(same, rho_a + rho_b, rho_a), torch.where(same, rho_a + rho_b, rho_b)  # first the sum
+    kept = 1 - (a[1] - a[0]) * (a[3] - a[2]) / (height * width)
+    return mixed, rho_a.nan_to_num(nan=kept), rho_b.nan_to_num(nan=1 - kept)  # then the area fallback
+
+
+def cam_net(seed=0, classes=3):
+    "No bias before the pool: an all-zero image has an all-zero feature map, hence a degenerate (NaN) map."
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Conv2d(3, 6, 3, padding=1, bias=False), nn.ReLU(), nn.Conv2d(6, 6, 3, padding=1, bias=False),
+                         nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(6, classes))
+
+
+@pytest.mark.parametrize("size", [16, 11, 5])
+@pytest.mark.parametrize("seed", range(12))
+def test_plan_equals_public_code_with_the_same_draws(seed, size):
+    "Mixed images to the bit and targets to float rounding, with same-label pairs and degenerate maps in the batch."
+    model = cam_net(seed)
+    g = torch.Generator().manual_seed(100 + seed)
+    x, y = torch.randn(8, 3, size, size, generator=g), torch.tensor([0, 0, 1, 1, 2, 2, 0, 1])
+    x[[1, 4]] = 0  # two degenerate maps: image 1 (label 0) and image 4 (label 2)
+    coin, lam, lam1, perm, centres = replayed_draws(seed, 8, size, size)
+    maps = public_maps(model, x, y)
+    assert maps[[1, 4]].isnan().all() and not maps[[0, 2, 3, 5, 6, 7]].isnan().any()
+    mixed, rho_a, rho_b = public_snapmix(x, y, maps, lam, lam1, perm, centres)
+    ours_x, ours_t = SnapMix(3, generator=torch.Generator().manual_seed(seed))(model, x, y)
+    assert coin < 1.0 and torch.equal(ours_x, mixed)
+    torch.testing.assert_close(ours_t, rho_a[:, None] * one_hot(y, 3) + rho_b[:, None] * one_hot(y[perm], 3),
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_degenerate_same_label_pair_gets_the_areas():
+    "The public order: a NaN map in either image of a same-label pair gives both terms the area, class mass exactly 1."
+    model, g = cam_net(), torch.Generator().manual_seed(0)
+    x, y = torch.randn(6, 3, 16, 16, generator=g), torch.zeros(6, dtype=torch.long)  # all pairs share the label
+    x[0] = 0
+    plan = SnapMix(3, generator=torch.Generator().manual_seed(2)).plan(model, x, y)
+    touched = (torch.arange(6) == 0) | (plan.perm == 0)  # image 0 itself, and the image whose partner is image 0
+    mass = plan.rows(one_hot(y, 3))[:, 0]
+    torch.testing.assert_close(mass[touched], torch.ones(int(touched.sum())))
+    assert (mass[~touched] > 1).all()  # good maps on both sides: 2 (ρ_a + ρ_b), with ρ_a + ρ_b ≈ 1 here
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.floats(0.0, 1.0), st.integers(1, 40), st.integers(1, 40), st.floats(0.0, 0.999), st.floats(0.0, 0.999))
+def test_box_is_the_public_rand_bbox(lam, height, width, u_y, u_x):
+    assert _random_box(lam, height, width, u_y, u_x) == public_box(height, width, lam, (int(u_y * height), int(u_x * width)))
+
+
+def test_boxes_have_even_sides_unless_clipped():
+    for lam in torch.linspace(0, 1, 41).tolist():
+        y0, y1, x0, x1 = _random_box(lam, 32, 32, 0.5, 0.5)  # centred: never clipped at 32 × 32
+        assert (y1 - y0) % 2 == 0 and (x1 - x0) % 2 == 0
+
+
+def test_head_with_other_number_of_outputs_is_an_error():
+    model, (x, y) = cnn(classes=5), batch(classes=5)
+    for k in (8, 4):
+        with pytest.raises(ValueError, match=f"head has 5 outputs but num_classes={k}"):
+            SnapMix(k).loss(model, x, y % k)
+    with pytest.raises(ValueError, match="head has 5 outputs but num_classes=8"):
+        SnapMix(8, cam_model=cnn(classes=5))
+
+
+def test_cam_model_supplies_the_maps():
+    model, fixed, (x, y) = cnn(0), cnn(1), batch()
+    plan = SnapMix(5, cam_model=fixed, generator=torch.Generator().manual_seed(0)).plan(model, x, y)
+    torch.testing.assert_close(plan.maps, percent_maps(fixed, x, y))
+    assert not torch.allclose(plan.maps, percent_maps(model, x, y))
+    own = SnapMix(5, generator=torch.Generator().manual_seed(0)).plan(model, x, y)
+    assert plan.box_a == own.box_a and torch.equal(plan.perm, own.perm)  # same draws, other maps
+    linear = nn.Sequential(nn.Flatten(), nn.Linear(3 * 16 * 16, 5))  # trains without a CAM of its own
+    loss = SnapMix(5, cam_model=fixed, generator=torch.Generator().manual_seed(0)).loss(linear, x, y)
+    loss.backward()
+    assert torch.isfinite(loss) and all(p.grad is None for p in fixed.parameters())
+    assert fixed.training  # its mode is restored after the eval-mode CAM forward
+    with pytest.raises(TypeError, match="cam_model must be an nn.Module"):
+        SnapMix(5, cam_model="resnet50")
+    with pytest.raises(TypeError, match="head is an nn.Linear"):
+        SnapMix(5, cam_model=nn.Sequential(nn.Conv2d(3, 4, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                                           nn.Sequential(nn.Linear(4, 5))))

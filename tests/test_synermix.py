@@ -12,8 +12,9 @@ from hypothesis import given, settings, strategies as st
 from mixup_lab.core import Objective, split_model
 from mixup_lab.manifold import ManifoldMixup
 from mixup_lab.mixup import Mixup
-from mixup_lab.synermix import (SYNERMIX_SETTINGS, BalancedBatchSampler, SynerMix, fisher_ratio, intra_class_mix,
-                                intra_class_cohesion, inter_class_separability, synermix_setting)
+from mixup_lab.synermix import (SYNERMIX_SETTINGS, BalancedBatchSampler, SynerMix, balanced_mode, fisher_ratio,
+                                intra_class_mix, intra_class_cohesion, inter_class_separability, synermix_setting)
+from mixup_lab.train import get_objective
 
 
 def loop_reference(features, labels, weights):
@@ -97,7 +98,7 @@ def test_intra_class_mix_errors(call, exc, match):
 def test_sampler_every_class_has_min_samples(labels, batch_size, min_per_class, seed):
     if 2 * min_per_class - 1 > batch_size: min_per_class = 2
     labels = torch.tensor(labels)
-    sampler = BalancedBatchSampler(labels, batch_size, min_per_class=min_per_class,
+    sampler = BalancedBatchSampler(labels, batch_size, mode="chunks", min_per_class=min_per_class,
                                    generator=torch.Generator().manual_seed(seed))
     batches = list(sampler)
     assert len(batches) == len(sampler)
@@ -111,14 +112,14 @@ def test_sampler_every_class_has_min_samples(labels, batch_size, min_per_class, 
     seen = torch.cat([torch.tensor(b) for b in batches])
     assert set(seen.tolist()) == set(range(len(labels)))  # the epoch is covered
     assert len(seen) == sampler.num_items  # each index once, plus the padding of classes smaller than a chunk
-    again = list(BalancedBatchSampler(labels, batch_size, min_per_class=min_per_class,
+    again = list(BalancedBatchSampler(labels, batch_size, mode="chunks", min_per_class=min_per_class,
                                       generator=torch.Generator().manual_seed(seed)))
     assert again == batches
 
 
 def test_sampler_classes_per_batch_and_epochs_differ():
     labels = torch.arange(20).repeat(10)
-    sampler = BalancedBatchSampler(labels, 32, classes_per_batch=4, generator=torch.Generator().manual_seed(0))
+    sampler = BalancedBatchSampler(labels, 32, mode="chunks", classes_per_batch=4, generator=torch.Generator().manual_seed(0))
     first, second = list(sampler), list(sampler)
     assert first != second  # a new order every epoch
     for batch in first:
@@ -130,8 +131,12 @@ def test_sampler_classes_per_batch_and_epochs_differ():
     (dict(labels=[0.5, 1.0], batch_size=4), TypeError, "integer class ids"),
     (dict(labels=[], batch_size=4), ValueError, "non-empty"),
     (dict(labels=[0, 1], batch_size=0), ValueError, "batch_size must be a positive int"),
-    (dict(labels=[0, 1], batch_size=4, min_per_class=3), ValueError, "batch_size must be >="),
-    (dict(labels=[0, 1], batch_size=4, classes_per_batch=9), ValueError, "classes_per_batch"),
+    (dict(labels=[0, 1], batch_size=4, mode="chunks", min_per_class=3), ValueError, "batch_size must be >="),
+    (dict(labels=[0, 1], batch_size=4, mode="chunks", classes_per_batch=9), ValueError, "classes_per_batch"),
+    (dict(labels=[0, 1, 1], batch_size=2, classes_per_batch=1), ValueError, "belong to mode='chunks'"),
+    (dict(labels=[0, 1, 1], batch_size=2, min_per_class=3), ValueError, "belong to mode='chunks'"),
+    (dict(labels=[0, 1, 1], batch_size=4), ValueError, "drops the last partial batch"),
+    (dict(labels=[0, 1, 1], batch_size=2, mode="pk"), ValueError, "mode must be one of"),
     (dict(labels=[-1, 1], batch_size=4), ValueError, "non-negative"),
 ])
 def test_sampler_errors(kwargs, exc, match):
@@ -214,7 +219,7 @@ def test_metrics_known_values_and_invariances():
 
 def test_sampler_short_last_batch_is_documented_behaviour():
     "Four singleton classes padded to chunks of 2, batch_size 6: one batch of 6 and a last one of 2."
-    sampler = BalancedBatchSampler(torch.tensor([0, 1, 2, 3]), 6, generator=torch.Generator().manual_seed(0))
+    sampler = BalancedBatchSampler(torch.tensor([0, 1, 2, 3]), 6, mode="chunks", generator=torch.Generator().manual_seed(0))
     batches = list(sampler)
     assert [len(b) for b in batches] == [6, 2] and sampler.num_items == 8 and len(sampler) == 2
     for batch in batches: assert torch.bincount(torch.tensor([0, 1, 2, 3])[batch]).max() == 2
@@ -285,3 +290,99 @@ def test_unsupported_model_raises():
     parts = split_model(model, features=lambda t: model.trunk(t).relu(), head=model.classifier)
     assert torch.isfinite(SynerMix(4, beta=0.5).loss(parts, x, y))  # explicit parts make any model work
     assert torch.isfinite(SynerMix(4, beta=0.0).loss(model, x, y))  # β = 0 (CE only) never splits the model
+
+
+# --- the public code's sampler (wxitxy/synermix, main.py `BalancedBatchSampler`), re-derived as a loop and driven by
+# the draws our sampler makes from the same seed
+
+def public_sampler_epoch(labels, batch_size, seed):
+    """One epoch of the public rule: shuffle, cut floor(N / B) batches (the last partial one is dropped), then append,
+    for each class seen exactly once in a batch (in increasing class order), one of the class's other samples, drawn
+    uniformly; here the draw for the sample at epoch position j is the uniform u[j] of our sampler's stream."""
+    g = torch.Generator().manual_seed(seed)
+    order = torch.randperm(len(labels), generator=g).tolist()
+    u = torch.rand(len(labels) // batch_size * batch_size, generator=g, dtype=torch.float64).tolist()
+    labels = labels.tolist()
+    batches = []
+    for first in range(0, len(u), batch_size):
+        drawn = order[first:first + batch_size]
+        batch = list(drawn)
+        for c in sorted(set(labels)):
+            here = [j for j, i in enumerate(drawn) if labels[i] == c]
+            if len(here) != 1: continue
+            alone = drawn[here[0]]
+            others = [i for i in range(len(labels)) if labels[i] == c and i != alone]
+            batch.append(others[int(u[first + here[0]] * len(others))] if others else alone)
+        batches.append(batch)
+    return batches
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(0, 12), min_size=2, max_size=250), st.integers(1, 40), st.integers(0, 2**31 - 1))
+def test_paper_sampler_is_the_public_rule(labels, batch_size, seed):
+    labels = torch.tensor(labels)
+    batch_size = min(batch_size, len(labels))
+    sampler = BalancedBatchSampler(labels, batch_size, generator=torch.Generator().manual_seed(seed))
+    batches = list(sampler)
+    assert batches == public_sampler_epoch(labels, batch_size, seed)
+    assert len(batches) == len(sampler) == len(labels) // batch_size
+    for batch in batches:
+        counts = torch.bincount(labels[batch])
+        assert not (counts == 1).any()  # no class seen once
+        assert len(set(batch[:batch_size])) == batch_size  # the random part has no repeats
+
+
+def test_paper_sampler_singleton_class_of_the_dataset_terminates():
+    "Class 3 has one sample in the whole dataset: the public loop would never end; here the sample is repeated."
+    labels = torch.tensor([0, 0, 1, 1, 2, 2, 3, 0, 1, 2])
+    for seed in range(20):
+        for batch in BalancedBatchSampler(labels, 5, generator=torch.Generator().manual_seed(seed)):
+            if 6 in batch: assert batch.count(6) == 2
+            assert not (torch.bincount(labels[batch]) == 1).any()
+
+
+def test_paper_sampler_new_order_each_epoch_and_dataloader():
+    labels = torch.arange(10).repeat(30)
+    sampler = BalancedBatchSampler(labels, 32, generator=torch.Generator().manual_seed(0))
+    first, second = list(sampler), list(sampler)
+    assert first != second and len(first) == len(second) == 300 // 32
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.randn(300, 2), labels), batch_sampler=sampler)
+    assert len(loader) == 9 and all(not (torch.bincount(y) == 1).any() for _, y in loader)
+
+
+def test_paper_sampler_on_cifar100_sized_labels():
+    "The published sampler's batches are larger than batch_size and hold more classes than the chunk sampler's."
+    labels = torch.arange(100).repeat_interleave(500)
+    sizes = {mode: [len(b) for b in BalancedBatchSampler(labels, 128, mode=mode, generator=torch.Generator().manual_seed(1))]
+             for mode in ("paper", "chunks")}
+    assert len(sizes["paper"]) == 390 and 150 < sum(sizes["paper"]) / 390 < 177 and min(sizes["paper"]) > 128
+    assert sum(sizes["chunks"]) == 50_000 and max(sizes["chunks"]) <= 130
+
+
+def test_balanced_mode():
+    assert [balanced_mode(v) for v in (False, None, True, "paper", "chunks")] == [None, None, "chunks", "paper", "chunks"]
+    for bad in ("yes", 1, 2.0):
+        with pytest.raises(ValueError, match="balanced must be False, True"): balanced_mode(bad)
+
+
+def test_get_objective_synermix_inter_alpha_is_one():
+    "The paper and the public README use α = 1 for both inter mixers; ManifoldMixup's own default is 2."
+    for inter, cls in (("manifold", ManifoldMixup), ("mixup", Mixup)):
+        obj = get_objective("synermix", 10, inter=inter)
+        assert isinstance(obj.inter, cls) and obj.inter.alpha == 1.0 and obj.beta == 0.1
+        assert get_objective("synermix", 10, inter=inter, alpha=0.4).inter.alpha == 0.4
+    given = ManifoldMixup(alpha=2.0, num_classes=10)
+    assert get_objective("synermix", 10, inter=given).inter is given  # an object keeps its own α
+    assert get_objective("synermix_intra", 10).inter is None
+
+
+def test_train_run_uses_the_requested_sampler():
+    "experiments.train_run builds the public sampler for balanced='paper' and the chunk sampler for True."
+    from mixup_lab.experiments import Run, train_run
+    spec = lambda balanced: Run("synermix", {"inter": "mixup"}, epochs=1, batch_size=16, lr=0.05, per_class=4,
+                                model_kwargs={"width": 4}, data_kwargs={"two_views": True, "balanced": balanced})
+    paper, chunks = train_run(spec("paper")), train_run(spec(True))
+    assert paper["train_loss"] != chunks["train_loss"]  # other batches
+    assert train_run(spec("chunks"))["train_loss"] == chunks["train_loss"]
+    with pytest.raises(ValueError, match="balanced must be False, True"):
+        train_run(spec("yes"))
