@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 SCALE ?= default
 OUT ?= runs/$(SCALE)
 
-.PHONY: setup reproduce test export readme bench
+.PHONY: setup reproduce test export readme bench gpu-check
 
 setup:  ## create .venv, install mixup_lab editable with its dev extras, register the papermill kernel
 	$(PY) -m venv $(VENV)
@@ -30,3 +30,6 @@ readme:  ## README.md from nbs/index.ipynb
 
 bench:  ## the speed and memory benchmark notebook
 	$(BIN)/reproduce --only benchmarks --out $(OUT)
+
+gpu-check:  ## every CUDA path once, timed (one GPU, <= 5 min, no network); says so and exits 0 without CUDA
+	$(BIN)/python -m mixup_lab.gpucheck

@@ -194,6 +194,7 @@ def _world() -> tuple[int, int]:
     return 0, 1
 
 def _train_loader(data, batch_size: int, seed: int, rank: int, world: int, num_workers: int, device) -> DataLoader:
+    if getattr(data, "shards_itself", False): return data  # e.g. loader.DeviceLoader: rank r takes its slice of each epoch
     if isinstance(data, DataLoader):
         if world == 1: return data
         if data.batch_size is None:
@@ -213,6 +214,10 @@ def _train_loader(data, batch_size: int, seed: int, rank: int, world: int, num_w
 
 def _eval_loader(data, batch_size: int, rank: int, world: int) -> DataLoader:
     "A loader over this rank's share of `data` (every `world`-th sample, no padding) that leaves global RNGs alone."
+    if getattr(data, "shards_itself", False):  # e.g. loader.DeviceLoader: its DDP shards are padded, so exact on one process only
+        if world == 1: return data
+        raise ValueError("evaluation under torch.distributed needs the test Dataset (each rank evaluates every "
+                         "world-th sample, no padding), not a loader that shards itself")
     if isinstance(data, DataLoader):
         if world == 1: return data
         dataset, batch_size, collate = data.dataset, data.batch_size or batch_size, data.collate_fn

@@ -196,7 +196,10 @@ def test_notebook_tiny_run(tmp_path):
     assert {"section", "case", "ratio", "target", "meets", "threads", "device"} <= set(table.columns)
     assert set(table["meets"]) <= {"pass", "miss", ""} and (table["meets"] != "").any()
     assert set(table["section"]) == {"1 mixing", "2 ζ-mixup", "3 SynerMix-Intra", "4 SnapMix maps", "5 step time", "5 step memory",
-                                     "6 family"}
+                                     "6 family", "7 data loading"}
+    loading = table[table["section"] == "7 data loading"]
+    assert (loading["target"] == "≥ 5").all() and (loading["ratio"] > 0).all()
+    assert (runs / "benchmarks_loader.csv").is_file()
     summary = pd.read_csv(runs / "benchmarks_summary.csv")
     assert list(summary.columns) == list(SUMMARY_COLUMNS) and (summary["experiment"] == "benchmarks").all()
     assert len(summary) == (table["target"] != "").sum()

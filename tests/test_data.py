@@ -207,3 +207,125 @@ def test_loader_seeded(digit_split):
     with pytest.raises(ValueError, match="shuffle must be False"): loader(train, 8, True, sampler=range(8))
     with pytest.raises(ValueError, match="batch_size must be an int >= 1"): loader(train, 0)
     with pytest.raises(TypeError, match="generator must be a torch.Generator"): loader(train, 8, generator=0)
+
+
+# ---------------------------------------------------------------- normalisation options, stand-in datasets, verify
+from mixup_lab.data import (CIFAR10_CLASSES, CIFAR10_MEAN, CIFAR10_STD, IMAGENET_MEAN, IMAGENET_STD, cutout_mask,
+                            normalization_stats, write_cifar, write_image_folder)
+
+
+def test_cifar_transforms_normalize_options_and_cutout_order():
+    pil = Image.fromarray(np.random.default_rng(1).integers(0, 256, (32, 32, 3), dtype=np.uint8))
+    raw = cifar_transforms("cifar10", train=False, normalize=False)(pil)
+    for option, (mean, std) in (("cifar", (CIFAR10_MEAN, CIFAR10_STD)), (True, (CIFAR10_MEAN, CIFAR10_STD)),
+                                ("imagenet", (IMAGENET_MEAN, IMAGENET_STD))):
+        x = cifar_transforms("cifar10", train=False, normalize=option)(pil)
+        torch.testing.assert_close(x, (raw - torch.tensor(mean).view(3, 1, 1)) / torch.tensor(std).view(3, 1, 1))
+    names = lambda **kw: [type(t).__name__ for t in cifar_transforms("cifar100", **kw).transforms]
+    assert names(cutout=True) == ["RandomCrop", "RandomHorizontalFlip", "ToTensor", "Normalize", "Cutout"]
+    assert names(cutout=True, cutout_before_normalize=True) == ["RandomCrop", "RandomHorizontalFlip", "ToTensor", "Cutout", "Normalize"]
+    assert names(cutout=True, normalize=False) == ["RandomCrop", "RandomHorizontalFlip", "ToTensor", "Cutout"]
+    # before normalising the hole is black (-mean/std afterwards); after, it is 0 (the mean)
+    torch.manual_seed(0)
+    before = cifar_transforms("cifar10", augment=False, cutout=True, normalize="imagenet", cutout_before_normalize=True)(pil)
+    black = (-torch.tensor(IMAGENET_MEAN) / torch.tensor(IMAGENET_STD)).view(3, 1, 1)
+    hole = torch.isclose(before, black.expand_as(before), atol=1e-6).all(0)
+    assert hole.sum() >= 64
+    with pytest.raises(ValueError, match=r"normalize must be one of \['cifar', 'imagenet', False\]"):
+        cifar_transforms(normalize="svhn")
+    with pytest.raises(TypeError, match="cutout_before_normalize must be True or False"):
+        cifar_transforms(cutout_before_normalize=1)
+    assert normalization_stats("cifar100", "imagenet") == (IMAGENET_MEAN, IMAGENET_STD)
+
+
+def test_cutout_mask_matches_the_cutout_transform():
+    centres = torch.tensor([[0, 0], [5, 7], [9, 9]])
+    m = cutout_mask(centres, 4, 10, 10)
+    assert m.sum(dim=(1, 2)).tolist() == [4, 16, 9]  # top-left: rows/cols 0..1; whole; bottom-right: rows/cols 7..9
+    assert m[1, 3:7, 5:9].all() and m[1].sum() == 16
+    g = torch.Generator().manual_seed(2)  # Cutout draws the rows of the centres, then the columns
+    drawn = torch.stack([torch.randint(10, (6,), generator=g), torch.randint(12, (6,), generator=g)], 1)
+    holes = Cutout(5, torch.Generator().manual_seed(2))(torch.ones(6, 2, 10, 12)) == 0
+    assert torch.equal(holes[:, 0], cutout_mask(drawn, 5, 10, 12)) and torch.equal(holes[:, 0], holes[:, 1])
+
+
+@pytest.mark.parametrize("name, files, key", [
+    ("cifar10", ["batches.meta", "data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5", "test_batch"], "labels"),
+    ("cifar100", ["meta", "test", "train"], "fine_labels"),
+])
+def test_write_cifar_is_read_by_torchvision(tmp_path, name, files, key):
+    import pickle
+    from torchvision import datasets
+    folder = write_cifar(tmp_path, name, per_class=3, test_per_class=2, seed=4)
+    assert sorted(p.name for p in folder.iterdir()) == files
+    train_file = folder / ("data_batch_1" if name == "cifar10" else "train")
+    with open(train_file, "rb") as f: entry = pickle.load(f, encoding="latin1")
+    assert entry["data"].dtype == np.uint8 and entry["data"].shape[1] == 3072 and key in entry and "filenames" in entry
+    k = 10 if name == "cifar10" else 100
+    # torchvision's own class (not ours) reads the files once its md5 checks are out of the way
+    cls = getattr(datasets, name.upper())
+    with pytest.warns(UserWarning, match="not checked"):
+        train = cifar(name, tmp_path, train=True, augment=False, normalize=False, verify=False)
+    assert isinstance(train, cls) and len(train) == 3 * k and np.bincount(train.targets).tolist() == [3] * k
+    assert train.data.shape == (3 * k, 32, 32, 3)
+    with pytest.warns(UserWarning):
+        test = cifar(name, tmp_path, train=False, verify=False)
+    assert len(test) == 2 * k and test[0][0].shape == (3, 32, 32)
+    if name == "cifar10": assert train.classes == list(CIFAR10_CLASSES)
+    # the same seed writes the same files; the images carry their class (a learnable stand-in)
+    again = write_cifar(tmp_path / "again", name, per_class=3, test_per_class=2, seed=4)
+    assert all((folder / f).read_bytes() == (again / f).read_bytes() for f in files)
+    data = train.data.reshape(len(train), -1).astype(float)
+    labels = np.asarray(train.targets)
+    centroids = np.stack([data[labels == c].mean(0) for c in range(k)])
+    nearest = ((data[:, None] - centroids[None]) ** 2).sum(-1).argmin(1)
+    assert (nearest == labels).mean() > 0.9
+    with pytest.raises(ValueError, match="do not match the md5 checksums") as info:
+        cifar(name, tmp_path)  # verify=True: the stand-ins are not the published files
+    assert "verify=False" in str(info.value) and files[0] in str(info.value)
+
+
+def test_cifar_corrupt_and_missing_files_are_named(tmp_path):
+    folder = write_cifar(tmp_path, "cifar10", per_class=1)
+    (folder / "data_batch_4").write_bytes(b"\x80\x04truncated")
+    with pytest.warns(UserWarning), pytest.raises(ValueError, match=r"data_batch_4 is not a readable CIFAR-10 pickle"):
+        cifar("cifar10", tmp_path, verify=False)
+    write_cifar(tmp_path, "cifar10", per_class=1)
+    import pickle
+    with open(folder / "batches.meta", "wb") as f: pickle.dump({"num_vis": 3072}, f)
+    with pytest.warns(UserWarning), pytest.raises(ValueError, match=r"batches.meta is not a readable .* no 'label_names'"):
+        cifar("cifar10", tmp_path, train=False, verify=False)
+    write_cifar(tmp_path, "cifar10", per_class=1)
+    (folder / "data_batch_2").unlink()
+    with pytest.warns(UserWarning), pytest.raises(FileNotFoundError, match=r"missing \['data_batch_2'\]"):
+        cifar("cifar10", tmp_path, verify=False)
+    with pytest.raises(FileNotFoundError, match=r"missing \['data_batch_2'\]"):
+        cifar("cifar10", tmp_path)
+    with pytest.raises(TypeError, match="verify must be True or False"): cifar("cifar10", tmp_path, verify="no")
+
+
+def test_unverified_cifar_is_picklable_for_dataloader_workers(tmp_path):
+    import pickle
+    write_cifar(tmp_path, "cifar100", per_class=1)
+    with pytest.warns(UserWarning):
+        ds = cifar("cifar100", tmp_path, train=False, verify=False)
+    copy = pickle.loads(pickle.dumps(ds))  # what a spawned DataLoader worker receives
+    assert type(copy) is type(ds) and torch.equal(copy[3][0], ds[3][0])
+
+
+def test_write_image_folder_is_read_by_build_data(tmp_path):
+    from mixup_lab.experiments import Run, build_data
+    root = write_image_folder(tmp_path / "cub200", classes=["001.Albatross", "002.Auklet", "003.Cormorant"],
+                              per_class=4, size=(40, 52), seed=1)
+    assert root == tmp_path / "cub200"
+    files = sorted((root / "train" / "002.Auklet").iterdir())
+    assert [f.suffix for f in files] == [".jpg"] * 4
+    sizes = {Image.open(f).size for f in files}
+    assert len(sizes) > 1  # slightly varying sizes, as photographs
+    assert Image.open(files[0]).format == "JPEG"
+    d = build_data(Run(method="erm", dataset="folder:cub200", model="resnet18", data_kwargs={"image_size": 32}), tmp_path)
+    assert d["num_classes"] == 3 and len(d["train"]) == 12 and len(d["test"]) == 12
+    x, y = d["train"][5]
+    assert x.shape == (3, 32, 32) and y == 1
+    with pytest.raises(ValueError, match="distinct folder names"): write_image_folder(tmp_path / "x", classes=["a", "a/b"])
+    with pytest.raises(ValueError, match=r"split must be one of"): write_image_folder(tmp_path / "x", splits=("dev",))

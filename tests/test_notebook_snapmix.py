@@ -7,6 +7,7 @@ import papermill as pm
 import pytest
 from notebooks import run_notebook
 
+from mixup_lab.data import write_image_folder
 from mixup_lab.experiments import SUMMARY_COLUMNS
 
 FIGURES = ("snapmix_accuracy.png", "snapmix_examples.png", "snapmix_proportions.png")
@@ -58,20 +59,25 @@ def test_full_scale_needs_data_root(tmp_path):
 
 
 def test_full_scale_path_on_a_fake_image_folder(tmp_path):
-    "scale='full' with tiny=True on a generated ImageFolder: folder data, a timm ResNet-50 (random weights), no download."
-    from PIL import Image
-    rng = np.random.default_rng(0)
-    for split in ("train", "test"):
-        for k in range(3):
-            folder = tmp_path / "data" / "cub200" / split / f"{k:03d}.bird_{k}"
-            folder.mkdir(parents=True)
-            for i in range(2):
-                pixels = (rng.random((70 + 6 * i, 80, 3)) * 80 + 60 * k).astype(np.uint8)
-                Image.fromarray(pixels).save(folder / f"{i}.png")
+    "scale='full' with tiny=True on a stand-in CUB folder of JPEGs: folder data, torchvision's ResNet-50 (random weights), no download."
+    write_image_folder(tmp_path / "data" / "cub200", classes=[f"{k:03d}.bird_{k}" for k in range(3)], per_class=2,
+                       size=(70, 80))
     execute(tmp_path, scale="full", tiny=True, data_root=str(tmp_path / "data"), device="cpu")
     summary = pd.read_csv(tmp_path / "snapmix_summary.csv")
     assert set(summary["method"]) == {"erm", "cutmix", "snapmix"}
-    assert summary["setting"].str.startswith("folder:cub200, timm:resnet50.tv_in1k").all()
+    assert summary["setting"].str.startswith("folder:cub200, resnet50").all()
     paper = summary[~summary["setting"].str.endswith("diff vs cutmix")].set_index("method")["paper"]
     assert paper["erm"] == 0.8549 and paper["snapmix"] == 0.8775 and np.isnan(paper["cutmix"])
     assert (tmp_path / "figures" / "snapmix_examples.png").stat().st_size > 0
+
+
+def test_full_scale_without_the_imagenet_weights_stops_before_training(tmp_path, monkeypatch):
+    "Offline without resnet50-0676ba61.pth: the config cell names the file; no run is trained or recorded."
+    write_image_folder(tmp_path / "data" / "cub200", classes=2, per_class=1)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # an empty hub cache for the kernel
+    monkeypatch.delenv("MIXUP_LAB_WEIGHTS", raising=False)
+    with pytest.raises(pm.PapermillExecutionError) as info:
+        execute(tmp_path, scale="full", data_root=str(tmp_path / "data"), device="cpu", epochs=1, seeds=[0])
+    assert info.value.ename == "FileNotFoundError" and "resnet50-0676ba61.pth" in info.value.evalue
+    assert "https://download.pytorch.org/models/resnet50-0676ba61.pth" in info.value.evalue
+    assert not (tmp_path / "snapmix").exists()  # nothing trained, nothing recorded
