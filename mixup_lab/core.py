@@ -5,24 +5,29 @@
 # %% ../nbs/00_core.ipynb #4aaf4d2a
 from __future__ import annotations
 
+import functools
+import hashlib
 import math
 import os
 import tempfile
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Protocol, Sequence, runtime_checkable
+from typing import Callable, Mapping, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from scipy import special
+from torch.utils.data import default_collate, get_worker_info
 
 # %% auto #0
-__all__ = ['check_positive', 'check_in_range', 'check_choice', 'check_batch', 'check_num_classes', 'one_hot', 'as_soft_targets',
-           'soft_target_cross_entropy', 'SoftTargetCrossEntropy', 'generator_device', 'uniform', 'random_permutation',
-           'sample_beta', 'ModelParts', 'split_model', 'Objective', 'ERM', 'MixPlan', 'IdentityPlan', 'LinearPlan',
-           'InputMixer', 'figure_path']
+__all__ = ['PARTNERS', 'check_positive', 'check_in_range', 'check_choice', 'check_batch', 'check_num_classes', 'check_finite',
+           'one_hot', 'as_soft_targets', 'soft_target_cross_entropy', 'SoftTargetCrossEntropy', 'generator_device',
+           'uniform', 'random_permutation', 'sample_beta', 'partner_index', 'PicklableGenerators', 'worker_generator',
+           'ModelParts', 'split_model', 'Objective', 'ERM', 'gather_rows', 'MixPlan', 'IdentityPlan', 'LinearPlan',
+           'InputMixer', 'RandomChoice', 'figure_path']
 
 # %% ../nbs/00_core.ipynb #ec5254b0
 def _check_real(value, name: str) -> float:
@@ -49,20 +54,35 @@ def check_choice(value, name: str, choices: Sequence) -> object:
     if value not in choices: raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}")
     return value
 
+def _check_data(t: torch.Tensor, name: str) -> None:
+    if t.is_meta:  # meta tensors have shapes but no values: torch would fail deep inside (or return garbage)
+        raise ValueError(f"{name} is on the meta device: it has a shape but no values to mix or train on; "
+                         f"create or load it on a real device, e.g. torch.empty_like({name}, device='cpu')")
+
+def _check_targets_batch(y, batch: int | None) -> None:
+    "y is a tensor of labels (B,) or targets (B, K) whose batch size is `batch` (any size if None)."
+    if not isinstance(y, torch.Tensor):
+        raise TypeError(f"y must be a torch.Tensor of integer labels (B,) or targets (B, K), got {type(y).__name__}; "
+                        "convert it first, e.g. torch.as_tensor(y)")
+    if y.ndim == 0 or (batch is not None and y.shape[0] != batch):
+        got = f"x with {batch} samples and y of shape {tuple(y.shape)}" if batch is not None else f"y of shape {tuple(y.shape)}"
+        raise ValueError(f"x and y must have the same batch size, y of shape (B,) or (B, K); got {got}")
+    _check_data(y, "y")
+
 def check_batch(x: torch.Tensor,  # a batch of inputs, (B, ...) floating point
                 y: torch.Tensor | None = None,  # labels (B,) or soft targets (B, K)
-                min_batch: int = 2,  # mixing needs a partner, so at least two samples by default
+                min_batch: int = 2,  # the fewest samples accepted (the mixers take 1: a batch of one passes through)
                ) -> int:  # the batch size
-    "Check a batch for mixing: floating-point `x` with a batch dimension, a matching `y`, at least `min_batch` samples."
+    "Check a batch for mixing: floating-point `x` with data and a batch dimension, a tensor `y` of the same batch size, at least `min_batch` samples."
     if not isinstance(x, torch.Tensor): raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
     if not x.dtype.is_floating_point:
         raise TypeError(f"x must be a floating-point tensor (float32, float16 or bfloat16), got {x.dtype}; "
                         "convert integer images first, e.g. x.float() / 255")
     if x.ndim < 2: raise ValueError(f"x must have shape (B, ...) with at least 2 dimensions, got {tuple(x.shape)}")
-    if y is not None and (not isinstance(y, torch.Tensor) or y.ndim == 0 or y.shape[0] != x.shape[0]):
-        shape = tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
-        raise ValueError(f"x and y must have the same batch size; got x {tuple(x.shape)} and y {shape}")
+    _check_data(x, "x")
+    if y is not None: _check_targets_batch(y, x.shape[0])
     if x.shape[0] < min_batch:
+        if x.shape[0] == 0: raise ValueError("the batch is empty (0 samples): there is nothing to mix or train on")
         raise ValueError(f"the batch must hold at least {min_batch} samples to mix, got {x.shape[0]}")
     return x.shape[0]
 
@@ -74,6 +94,19 @@ def check_num_classes(num_classes) -> int:
     if num_classes < 2: raise ValueError(f"num_classes must be an int >= 2, got {num_classes}")
     return int(num_classes)
 
+# %% ../nbs/00_core.ipynb #a1c0f002
+def check_finite(t: torch.Tensor,  # the tensor to check (e.g. a batch `x`)
+                 name: str = "x",  # its name in the error message
+                ) -> torch.Tensor:  # `t` itself
+    "Raise a ValueError naming `t` and counting its NaN and ±Inf values; one pass over `t` and one device sync."
+    if not isinstance(t, torch.Tensor): raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
+    if not t.dtype.is_floating_point or t.numel() == 0: return t  # integer and bool tensors are always finite
+    low, high = torch.aminmax(t)  # NaN propagates into both, ±Inf shows in one: no full-size boolean temporary
+    if bool(torch.isfinite(low) & torch.isfinite(high)): return t
+    n_nan, n_bad = int(torch.isnan(t).sum()), int((~torch.isfinite(t)).sum())
+    raise ValueError(f"{name} has {n_bad} non-finite value(s) of {t.numel()} ({n_nan} NaN, {n_bad - n_nan} ±Inf); "
+                     f"mixing would spread them to other samples. Find their source (data, augmentation, fp16 overflow)")
+
 # %% ../nbs/00_core.ipynb #c7eb66f7
 def _check_labels(labels) -> None:
     "Check dtype and shape of integer labels (no device sync; the range is checked where they are scattered)."
@@ -83,7 +116,8 @@ def _check_labels(labels) -> None:
         raise TypeError(f"labels must have an integer dtype (torch.long), got {labels.dtype}; "
                         "pass float (B, K) soft targets to as_soft_targets instead")
     if labels.ndim != 1:
-        raise ValueError(f"labels must have shape (B,), got {tuple(labels.shape)}")
+        raise ValueError(f"labels must have shape (B,), got {tuple(labels.shape)}; "
+                         "(B, K) targets, one-hot or soft, of any dtype, go through as_soft_targets")
 
 def _label_range_error(labels: torch.Tensor, num_classes: int) -> ValueError | None:
     "The error for labels outside [0, K-1], or None when all are in range (one device sync)."
@@ -110,44 +144,99 @@ def _scatter_labels(out: torch.Tensor,  # (B, K) rows to write into
         raise err from None
     return out
 
+def _check_smoothing(label_smoothing) -> float:
+    return check_in_range(label_smoothing, "label_smoothing", 0.0, 1.0)
+
+def _smoothing_values(num_classes: int, label_smoothing: float) -> tuple[float, float]:
+    "timm's (off, on) values: ε/K off the label, 1 − ε + ε/K on it."
+    off = label_smoothing / num_classes
+    return off, 1.0 - label_smoothing + off
+
 def one_hot(labels: torch.Tensor,  # integer class indices, shape (B,)
             num_classes: int,  # K, the number of classes
             dtype: torch.dtype = torch.float32,  # floating dtype of the result
+            label_smoothing: float = 0.0,  # ε in [0, 1]: ε/K off the label and 1 − ε + ε/K on it (timm's values)
            ) -> torch.Tensor:  # (B, K) one-hot rows
-    "One-hot encode integer `labels` as a dense float (B, K) tensor, checking dtype, shape and range."
+    "One-hot encode integer `labels` as a dense float (B, K) tensor, checking dtype, shape and range; optional label smoothing."
     check_num_classes(num_classes)
+    eps = _check_smoothing(label_smoothing)
     _check_labels(labels)
-    out = torch.zeros(labels.shape[0], num_classes, dtype=dtype, device=labels.device)
-    return _scatter_labels(out, labels, [(labels, 1.0)])
-
+    if not eps:
+        out = torch.zeros(labels.shape[0], num_classes, dtype=dtype, device=labels.device)
+        return _scatter_labels(out, labels, [(labels, 1.0)])
+    off, on = _smoothing_values(num_classes, eps)
+    out = torch.full((labels.shape[0], num_classes), off, dtype=dtype, device=labels.device)
+    return _scatter_labels(out, labels, [(labels, on)])
 
 # %% ../nbs/00_core.ipynb #eeaa7c1a
-def as_soft_targets(y: torch.Tensor,  # integer labels (B,) or soft targets (B, K)
-                    num_classes: int,  # K
+def _check_non_negative(t: torch.Tensor, name: str) -> None:
+    "Targets are class masses: a negative one makes the cross-entropy unbounded below (one reduction, one device sync)."
+    if t.numel() and bool(t.min() < 0):
+        raise ValueError(f"{name} must be non-negative class masses, got a minimum of {float(t.min()):g}; "
+                         "a negative target makes the cross-entropy unbounded below")
+
+def _smooth(targets: torch.Tensor, label_smoothing: float) -> torch.Tensor:
+    "(1 − ε) t + ε/K: timm's smoothed one-hot for a one-hot row, the same mixture for any row."
+    if not label_smoothing: return targets
+    return targets * (1.0 - label_smoothing) + label_smoothing / targets.shape[1]
+
+def as_soft_targets(y: torch.Tensor,  # integer labels (B,), or (B, K) targets of any dtype (one-hot or soft)
+                    num_classes: int | None = None,  # K; None: read off (B, K) targets (labels need it)
                     dtype: torch.dtype = torch.float32,  # floating dtype of the result
+                    label_smoothing: float = 0.0,  # ε: (1 − ε)·t + ε/K, i.e. timm's smoothed one-hot for labels
                    ) -> torch.Tensor:  # (B, K) soft targets
-    "Return `y` as dense (B, K) float soft targets: integer labels are one-hot encoded, float rows are checked."
-    if isinstance(y, torch.Tensor) and y.dtype.is_floating_point:
-        check_num_classes(num_classes)
-        if y.ndim != 2 or y.shape[1] != num_classes:
-            raise ValueError(f"soft targets must have shape (B, num_classes) = (B, {num_classes}), got {tuple(y.shape)}")
-        return y.to(dtype)
-    return one_hot(y, num_classes, dtype)
+    "Return `y` as dense (B, K) float soft targets: labels are one-hot encoded, (B, K) rows are checked (shape, non-negative) and converted."
+    eps = _check_smoothing(label_smoothing)
+    if isinstance(y, torch.Tensor) and (y.ndim == 2 or y.dtype.is_floating_point or y.dtype == torch.bool):
+        wrong = lambda k: ValueError(f"soft targets must have shape (B, num_classes) = (B, {'K' if k is None else k}), "
+                                     f"got {tuple(y.shape)}")
+        if y.ndim != 2: raise wrong(num_classes)
+        k = y.shape[1] if num_classes is None else check_num_classes(num_classes)
+        if y.shape[1] != k: raise wrong(k)
+        check_num_classes(k)  # (B, 1) targets are no classification
+        if y.dtype.is_complex: raise TypeError(f"targets must be real class masses, got {y.dtype}")
+        if y.dtype != torch.bool: _check_non_negative(y, "targets")
+        return _smooth(y.to(dtype), eps)
+    if num_classes is None and isinstance(y, torch.Tensor):
+        raise TypeError("num_classes is required to one-hot encode integer labels of shape (B,); "
+                        "pass num_classes=K, or give (B, K) targets")
+    return one_hot(y, num_classes, dtype, eps)
 
 # %% ../nbs/00_core.ipynb #14533fca
+def _check_logits(logits) -> None:
+    "A model's output must be the (B, K) logits tensor; say so clearly for the usual wrappers (dicts, tuples)."
+    if isinstance(logits, torch.Tensor): return
+    if isinstance(logits, Mapping) or hasattr(logits, "keys"):
+        keys = list(logits.keys())[:6]
+        raise TypeError(f"the model returned a {type(logits).__name__} with keys {keys}, not a (B, K) logits tensor; wrap it "
+                        "so that it returns the logits, e.g. an nn.Module whose forward returns model(x)['logits']")
+    if isinstance(logits, (tuple, list)):
+        raise TypeError(f"the model returned a {type(logits).__name__} of {len(logits)} items, not a (B, K) logits tensor; "
+                        "wrap it so that it returns the logits alone")
+    raise TypeError(f"logits must be a (B, K) torch.Tensor, got {type(logits).__name__}")
+
+def _cross_entropy(logits: torch.Tensor, targets: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    "soft_target_cross_entropy for targets known to be non-negative (built by mixup_lab from checked labels or targets)."
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"reduction must be one of 'mean', 'sum', 'none', got {reduction!r}")
+    _check_logits(logits)
+    if not isinstance(targets, torch.Tensor): raise TypeError(f"targets must be a torch.Tensor, got {type(targets).__name__}")
+    if logits.ndim != 2 or targets.shape != logits.shape:
+        raise ValueError(f"logits and targets must both have shape (B, K); got logits {tuple(logits.shape)} "
+                         f"and targets {tuple(targets.shape)}")
+    if reduction == "mean" and logits.shape[0] == 0:
+        raise ValueError("the batch is empty: the mean loss over 0 samples is undefined (it would be NaN)")
+    losses = -(targets.float() * F.log_softmax(logits.float(), dim=-1)).sum(-1)
+    if reduction == "mean": return losses.mean()
+    return losses.sum() if reduction == "sum" else losses
+
 def soft_target_cross_entropy(logits: torch.Tensor,  # (B, K) unnormalised scores
                               targets: torch.Tensor,  # (B, K) non-negative class masses (rows need not sum to 1)
                               reduction: str = "mean",  # "mean" over the batch, "sum", or "none" for (B,)
                              ) -> torch.Tensor:
-    "Cross-entropy −Σ_k t_k log softmax(z)_k, linear in the targets, computed in float32."
-    if reduction not in ("mean", "sum", "none"):
-        raise ValueError(f"reduction must be one of 'mean', 'sum', 'none', got {reduction!r}")
-    if logits.ndim != 2 or targets.shape != logits.shape:
-        raise ValueError(f"logits and targets must both have shape (B, K); got logits {tuple(logits.shape)} "
-                         f"and targets {tuple(targets.shape)}")
-    losses = -(targets.float() * F.log_softmax(logits.float(), dim=-1)).sum(-1)
-    if reduction == "mean": return losses.mean()
-    return losses.sum() if reduction == "sum" else losses
+    "Cross-entropy −Σ_k t_k log softmax(z)_k, linear in the targets, computed in float32; negative targets are refused."
+    if isinstance(targets, torch.Tensor): _check_non_negative(targets, "targets")
+    return _cross_entropy(logits, targets, reduction)
 
 class SoftTargetCrossEntropy(nn.Module):
     "`nn.Module` form of `soft_target_cross_entropy`; integer labels are accepted and one-hot encoded."
@@ -156,7 +245,8 @@ class SoftTargetCrossEntropy(nn.Module):
         soft_target_cross_entropy(torch.zeros(1, 2), torch.zeros(1, 2), reduction)  # validates `reduction` now
         self.reduction = reduction
     def forward(self, logits, targets):
-        return soft_target_cross_entropy(logits, as_soft_targets(targets, logits.shape[-1]), self.reduction)
+        _check_logits(logits)
+        return _cross_entropy(logits, as_soft_targets(targets, logits.shape[-1]), self.reduction)
 
 # %% ../nbs/00_core.ipynb #bec7e5ab
 def generator_device(generator: torch.Generator | None) -> torch.device:
@@ -197,6 +287,71 @@ def sample_beta(alpha: float,  # first shape parameter, > 0
     if size == (): return torch.tensor(_beta_scalar(alpha, beta, generator), dtype=torch.float64)
     u = uniform(size, generator, device="cpu", dtype=torch.float64)
     return torch.from_numpy(np.asarray(special.betaincinv(alpha, beta, u.numpy()), dtype=np.float64))
+
+# %% ../nbs/00_core.ipynb #a1c0f007
+PARTNERS = ("random", "roll", "flip")
+
+def partner_index(batch_size: int,  # B
+                  partner: str = "random",  # "random" (randperm, the mixup paper's), "roll" (torchvision's) or "flip" (timm's)
+                  generator: torch.Generator | None = None,  # draws the random permutation
+                  device: torch.device | str | None = None,  # where the result goes
+                 ) -> torch.Tensor:  # (B,) partner indices π
+    "The partner π(i) of every sample: a random permutation, the batch rolled by one (π(i) = i − 1) or flipped (π(i) = B − 1 − i)."
+    check_choice(partner, "partner", PARTNERS)
+    if partner == "random": return random_permutation(batch_size, generator, device)
+    index = torch.arange(batch_size, device=device)
+    return (index - 1) % batch_size if partner == "roll" else index.flip(0)
+
+# %% ../nbs/00_core.ipynb #a1c0f011
+class _GeneratorToken:
+    "Stands for a generator in a pickled object: pickles as (device, state bytes); one token per generator and state."
+    __slots__ = ("ref", "device", "state", "__weakref__")
+    def __init__(self, generator: torch.Generator, state: bytes):
+        self.ref, self.device, self.state = weakref.ref(generator), str(generator.device), state
+    def __reduce__(self): return (_restore_generator, (self.device, self.state))
+
+def _restore_generator(device: str, state: bytes) -> torch.Generator:
+    generator = torch.Generator(device=device)
+    generator.set_state(torch.frombuffer(bytearray(state), dtype=torch.uint8))
+    return generator
+
+_TOKENS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+def _generator_token(generator: torch.Generator) -> _GeneratorToken:
+    # The same token for the same generator and state, so the pickler's memo restores one generator per generator.
+    state = generator.get_state().numpy().tobytes()
+    token = _TOKENS.get(generator)
+    if token is None or token.state != state: _TOKENS[generator] = token = _GeneratorToken(generator, state)
+    return token
+
+class PicklableGenerators:
+    "Mixin: pickle `torch.Generator` attributes as their state bytes (spawn/forkserver DataLoader workers); shared generators stay shared."
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        for name, value in state.items():
+            if isinstance(value, torch.Generator): state[name] = _generator_token(value)
+        return state
+    def __setstate__(self, state):
+        # Unpickling has rebuilt the generators already; a shallow copy (copy.copy) still holds tokens: share the originals.
+        self.__dict__.update({k: v.ref() if isinstance(v, _GeneratorToken) else v for k, v in state.items()})
+
+_WORKER_STREAMS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+def worker_generator(generator: torch.Generator | None,  # the object's generator (None: the global RNG, which PyTorch seeds per worker)
+                    ) -> torch.Generator | None:
+    "`generator` itself, or inside a DataLoader worker a stream of the worker's own, derived from `generator`'s state and the worker's id and seed."
+    if generator is None: return None
+    info = get_worker_info()
+    if info is None: return generator
+    key = (info.id, info.seed)  # the seed changes with every epoch's workers (unless persistent_workers=True)
+    entry = _WORKER_STREAMS.get(generator)
+    if entry is None or entry[0] != key:
+        digest = hashlib.sha256(generator.get_state().numpy().tobytes()).digest()
+        words = np.frombuffer(digest, dtype=np.uint32).tolist() + [info.id, info.seed % 2**32, info.seed // 2**32]
+        high, low = np.random.SeedSequence(words).generate_state(2, dtype=np.uint32)
+        stream = torch.Generator(device=generator.device).manual_seed((int(high) << 31) ^ int(low))
+        _WORKER_STREAMS[generator] = entry = (key, stream)
+    return entry[1]
 
 # %% ../nbs/00_core.ipynb #9b7d3c72
 _POOL_TYPES = (nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d, nn.AvgPool1d, nn.AvgPool2d,
@@ -285,14 +440,50 @@ class Objective(Protocol):
 
 class ERM:
     "Empirical risk minimisation: the soft-target cross-entropy of the model on the unmixed batch."
-    def __init__(self, num_classes: int | None = None):  # K (default: inferred from the logits)
+    def __init__(self, num_classes: int | None = None):  # K (default: read off (B, K) targets or the logits)
         self.num_classes = None if num_classes is None else check_num_classes(num_classes)
     def loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        # x may be anything the model takes (token ids too); y must be labels or targets for a non-empty batch
+        _check_targets_batch(y, x.shape[0] if isinstance(x, torch.Tensor) and x.ndim else None)
+        if y.shape[0] == 0: raise ValueError("the batch is empty (0 samples): there is nothing to train on")
+        if isinstance(x, torch.Tensor): _check_data(x, "x")
         logits = model(x)
-        return soft_target_cross_entropy(logits, as_soft_targets(y, self.num_classes or logits.shape[-1]))
+        _check_logits(logits)
+        targets = as_soft_targets(y, self.num_classes or (None if y.ndim == 2 else logits.shape[-1]))
+        return _cross_entropy(logits, targets)
     def __repr__(self): return f"ERM(num_classes={self.num_classes})"
 
 # %% ../nbs/00_core.ipynb #1764ebb0
+_GRAIN_SIZE = 32768  # at::internal::GRAIN_SIZE: index_select copies rows of this many elements or more one at a time
+
+@functools.lru_cache(maxsize=256)
+def _row_chunks(row: int) -> int | None:
+    "The smallest c <= 1024 dividing `row` with row / c < GRAIN_SIZE (None if there is none)."
+    if row < _GRAIN_SIZE: return 1
+    return next((c for c in range(-(-row // (_GRAIN_SIZE - 1)), min(row, 1024) + 1) if row % c == 0), None)
+
+def gather_rows(x: torch.Tensor,  # (B, ...) any dtype and dense layout (contiguous, channels_last, ...)
+                index: torch.Tensor,  # (N,) row indices, e.g. the partners π
+               ) -> torch.Tensor:  # x[index], in x's dtype and memory format; differentiable
+    "`x[index]` along dim 0 as one gather over the rows split into chunks, so that a busy CPU does not slow it down."
+    index = index.to(x.device)
+    b, row = x.shape[0], math.prod(x.shape[1:])
+    grad = x.requires_grad and torch.is_grad_enabled()
+    if not grad and index.numel() == b and (row < _GRAIN_SIZE or x.device.type != "cpu" or torch.get_num_threads() == 1):
+        # Small rows (or one thread, which has no barriers to wait at): one loop of memcpy's into a buffer laid
+        # out like x (autograd does not support out=).
+        return torch.index_select(x, 0, index, out=torch.empty_like(x))
+    # Large rows: index_select would copy them one at a time, one parallel region (and thread barrier) per row,
+    # which a busy CPU makes 5-20 times slower. Cut the rows of x, in its own memory order, into c chunks below
+    # the grain size and gather chunks instead: one parallel loop of memcpy's, whatever the row size.
+    dims = sorted(range(1, x.ndim), key=lambda d: -x.stride(d))
+    xp = x.permute(0, *dims)
+    c = _row_chunks(row) if x.device.type == "cpu" else 1
+    if not xp.is_contiguous() or c is None: return x[index]  # an unusual layout: advanced indexing handles any strides
+    chunks = index if c == 1 else (index.reshape(-1, 1) * c + torch.arange(c, device=x.device)).view(-1)
+    out = xp.reshape(b * c, row // c).index_select(0, chunks).view(index.numel(), *xp.shape[1:])
+    return out.permute(*np.argsort([0, *dims]).tolist())
+
 class MixPlan:
     "One random mixing decision for a batch: how to mix inputs, and the matching linear mixing of per-sample rows."
     def inputs(self, x: torch.Tensor) -> torch.Tensor:
@@ -301,11 +492,12 @@ class MixPlan:
     def rows(self, t: torch.Tensor) -> torch.Tensor:
         "Mix per-sample rows (B, ...) -- targets, hidden states, representations -- in the plan's proportions."
         raise NotImplementedError
-    def targets(self, y: torch.Tensor,  # integer labels (B,) or soft targets (B, K)
-                num_classes: int,  # K
+    def targets(self, y: torch.Tensor,  # integer labels (B,) or targets (B, K)
+                num_classes: int | None,  # K (None: read off (B, K) targets)
+                label_smoothing: float = 0.0,  # ε, applied to the rows before mixing (timm's mixup_target)
                ) -> torch.Tensor:  # (B, K) float32 mixed soft targets
-        "The mixed soft targets: `rows(as_soft_targets(y, num_classes))`."
-        return self.rows(as_soft_targets(y, num_classes))
+        "The mixed soft targets: `rows(as_soft_targets(y, num_classes, label_smoothing=ε))`."
+        return self.rows(as_soft_targets(y, num_classes, label_smoothing=label_smoothing))
 
 class IdentityPlan(MixPlan):
     "The plan of an unmixed batch."
@@ -321,66 +513,147 @@ class LinearPlan(MixPlan):
         if isinstance(lam, torch.Tensor):
             lam = lam.to(device=t.device, dtype=t.dtype if t.dtype.is_floating_point else torch.float32)
             if lam.ndim: lam = lam.view(-1, *([1] * (t.ndim - 1)))
-        perm = self.perm.to(t.device)
-        if t.requires_grad and torch.is_grad_enabled():
-            partner = t.index_select(0, perm)  # autograd does not support out=
-        else:  # gather straight into an empty_like buffer: keeps channels_last, no second allocation
-            partner = torch.index_select(t, 0, perm, out=torch.empty_like(t))
-        # lerp(partner, t, λ) = λ·t + (1 − λ)·partner, in place on the gathered copy
-        return partner.lerp_(t, lam if isinstance(lam, torch.Tensor) else float(lam))
-    def targets(self, y: torch.Tensor, num_classes: int) -> torch.Tensor:
+        # gather the partners into a buffer laid out like t (channels_last stays channels_last), then
+        # lerp(partner, t, λ) = λ·t + (1 − λ)·partner in place on it: one new batch-sized tensor
+        return gather_rows(t, self.perm).lerp_(t, lam if isinstance(lam, torch.Tensor) else float(lam))
+    def targets(self, y: torch.Tensor, num_classes: int | None, label_smoothing: float = 0.0) -> torch.Tensor:
         "Mixed soft targets; for integer labels and a scalar λ built by two scatters into zeros, equal to `rows(one_hot(y))`."
         lam = self.lam
-        if (isinstance(lam, torch.Tensor) or type(self).rows is not LinearPlan.rows
-                or not isinstance(y, torch.Tensor) or y.dtype.is_floating_point):
-            return super().targets(y, num_classes)
+        if (isinstance(lam, torch.Tensor) or type(self).rows is not LinearPlan.rows or num_classes is None
+                or not isinstance(y, torch.Tensor) or y.dtype.is_floating_point or y.ndim != 1):
+            return super().targets(y, num_classes, label_smoothing)
         _check_labels(y)
+        eps = _check_smoothing(label_smoothing)
         # rows(one_hot(y)) lerps in float32: the own class gets float32(λ), the partner's 1 − float32(λ) rounded
         # once, and a shared class their float32 sum, which is exactly 1. Same bits, no one-hots, no gather of rows.
         own = np.float32(lam)
         out = torch.zeros(y.shape[0], num_classes, device=y.device)
         partner = y.index_select(0, self.perm.to(y.device))
-        return _scatter_labels(out, y, [(partner, float(np.float32(1.0) - own)), (y, float(own))])
+        out = _scatter_labels(out, y, [(partner, float(np.float32(1.0) - own)), (y, float(own))])
+        if eps:  # smoothing is linear: mix(off + (on − off)·e) = off + (on − off)·mix(e)
+            off, on = _smoothing_values(num_classes, eps)
+            out.mul_(on - off).add_(off)
+        return out
 
 # %% ../nbs/00_core.ipynb #7fdfeae9
-class InputMixer:
-    "Base of the input-space mixers: `mixer(x, y) -> (x_mixed, soft_targets)` and `loss(model, x, y)`."
-    def __init__(self, num_classes: int,  # K
+class InputMixer(PicklableGenerators):
+    "Base of the input-space mixers: `mixer(x, y) -> (x_mixed, soft_targets)`, `loss(model, x, y)`, and `collate` for a DataLoader."
+    def __init__(self, num_classes: int | None = None,  # K; None: read off (B, K) targets (integer labels then need it)
                  prob: float = 1.0,  # probability that a batch is mixed at all (otherwise it passes through)
-                 generator: torch.Generator | None = None):  # source of all random draws
-        self.num_classes = check_num_classes(num_classes)
+                 generator: torch.Generator | None = None,  # source of all random draws
+                 label_smoothing: float = 0.0,  # ε: rows ε/K off and 1 − ε + ε/K on the label before mixing (timm's)
+                 check_finite: bool = False):  # raise a ValueError on NaN/Inf in x (costs a pass over the batch)
+        self.num_classes = None if num_classes is None else check_num_classes(num_classes)
         self.prob = check_in_range(prob, "prob", 0.0, 1.0)
         if generator is not None and not isinstance(generator, torch.Generator):
             raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
         self.generator = generator
+        self.label_smoothing = _check_smoothing(label_smoothing)
+        if not isinstance(check_finite, bool): raise TypeError(f"check_finite must be True or False, got {check_finite!r}")
+        self.check_finite = check_finite
 
     def plan(self, x: torch.Tensor) -> MixPlan:
         "Draw the random mixing decision for the checked batch `x` (implemented by each mixer)."
         raise NotImplementedError
 
     def sample_plan(self, x: torch.Tensor) -> MixPlan:
-        "Toss the `prob` coin, then draw a plan (or the identity plan)."
-        check_batch(x)
+        "Toss the `prob` coin, then draw a plan; the identity plan for an unmixed batch or a batch of one."
+        check_batch(x, min_batch=1)
+        if self.check_finite: check_finite(x, "x")
         return self._draw_plan(x)
 
     def _draw_plan(self, x: torch.Tensor) -> MixPlan:
-        g = self.generator
+        if x.shape[0] < 2: return IdentityPlan()  # nothing to mix with: a lone sample passes through
+        g = worker_generator(self.generator)
         # The coin is tossed even when prob is 0 or 1, so the random stream does not depend on prob.
         if torch.rand((), generator=g, device=generator_device(g)).item() >= self.prob: return IdentityPlan()
         return self.plan(x)
 
+    def _soft_targets(self, y: torch.Tensor) -> tuple[torch.Tensor | None, int]:
+        "Check y before any draw: (None, K) for integer labels, (smoothed float rows, K) for (B, K) targets."
+        if y.ndim == 2 or y.dtype.is_floating_point or y.dtype == torch.bool:
+            soft = as_soft_targets(y, self.num_classes, label_smoothing=self.label_smoothing)
+            if self.check_finite: check_finite(soft, "y")
+            return soft, soft.shape[1]
+        _check_labels(y)  # their range is checked where the plan scatters them
+        if self.num_classes is None:
+            raise TypeError(f"num_classes is required with integer labels of shape (B,): pass num_classes=K to "
+                            f"{type(self).__name__}(...), or give (B, K) targets")
+        return None, self.num_classes
+
     def __call__(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        check_batch(x, y)
-        # Bad targets fail before any draw; the labels' range is checked where the plan scatters them.
-        if y.dtype.is_floating_point: y = as_soft_targets(y, self.num_classes)
-        else: _check_labels(y)
+        check_batch(x, y, min_batch=1)
+        if self.check_finite: check_finite(x, "x")
+        soft, k = self._soft_targets(y)  # bad targets fail before any draw
         custom = type(self).sample_plan is not InputMixer.sample_plan  # a subclass's coin or checks
         plan = self.sample_plan(x) if custom else self._draw_plan(x)
-        return plan.inputs(x), plan.targets(y, self.num_classes)
+        targets = plan.rows(soft) if soft is not None else plan.targets(y, k, self.label_smoothing)
+        return plan.inputs(x), targets
 
     def loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        "The soft-target cross-entropy of `model` on the mixed batch."
         x_mixed, targets = self(x, y)
-        return soft_target_cross_entropy(model(x_mixed), targets)
+        return _cross_entropy(model(x_mixed), targets)  # targets built from checked labels/targets: non-negative
+
+    def collate(self, samples: list) -> tuple[torch.Tensor, torch.Tensor]:
+        "A DataLoader `collate_fn`: `default_collate` the (input, label) samples, then mix the batch."
+        batch = default_collate(samples)
+        if not (isinstance(batch, (list, tuple)) and len(batch) == 2):
+            raise TypeError("collate expects a dataset of (input, label) pairs; for other samples write a collate_fn "
+                            "that calls the mixer on the collated (x, y)")
+        return self(*batch)
+
+    def _extra_repr(self) -> str:
+        "The non-default options shared by every mixer, for the subclasses' reprs."
+        extra = f", label_smoothing={self.label_smoothing:g}" if self.label_smoothing else ""
+        return extra + (", check_finite=True" if self.check_finite else "")
+
+# %% ../nbs/00_core.ipynb #a1c0f018
+class RandomChoice(InputMixer):
+    "One of several input mixers per batch, chosen with probabilities `p` (timm's `switch_prob`, torchvision's `v2.RandomChoice`)."
+    def __init__(self, mixers: Sequence[InputMixer],  # the mixers to choose from, e.g. [Mixup(...), CutMix(...)]
+                 p: Sequence[float] | None = None,  # their probabilities, normalised to sum to 1 (None: all equal)
+                 generator: torch.Generator | None = None):  # draws the choice (each mixer draws its plan from its own)
+        if isinstance(mixers, InputMixer) or not isinstance(mixers, Sequence):
+            raise TypeError(f"mixers must be a list of InputMixers, got {type(mixers).__name__}")
+        mixers = list(mixers)
+        if not mixers: raise ValueError("mixers must hold at least one InputMixer")
+        for m in mixers:
+            if not isinstance(m, InputMixer): raise TypeError(f"mixers must be InputMixers (Mixup, CutMix, ...), got {type(m).__name__}")
+        classes = sorted({m.num_classes for m in mixers if m.num_classes is not None})
+        if len(classes) > 1: raise ValueError(f"the mixers must agree on num_classes, got {classes}")
+        smoothing = sorted({m.label_smoothing for m in mixers})
+        if len(smoothing) > 1: raise ValueError(f"the mixers must agree on label_smoothing, got {smoothing}")
+        if p is None: p = [1.0] * len(mixers)
+        if isinstance(p, (str, bytes)) or not isinstance(p, Sequence) or len(p) != len(mixers):
+            raise ValueError(f"p must be a list of {len(mixers)} probabilities, one per mixer, got {p!r}")
+        p = [check_in_range(v, "p", 0.0, math.inf) for v in p]
+        if not 0 < sum(p) < math.inf: raise ValueError(f"p must have a positive, finite sum, got {p}")
+        super().__init__(classes[0] if classes else None, 1.0, generator, smoothing[0])
+        self.mixers, self.p = mixers, tuple(v / sum(p) for v in p)
+        self._cumulative = np.cumsum(self.p)
+
+    def choose(self) -> InputMixer:
+        "Draw the mixer for the next batch (one uniform from `generator`)."
+        g = worker_generator(self.generator)
+        u = torch.rand((), generator=g, device=generator_device(g), dtype=torch.float64).item()
+        return self.mixers[min(int(np.searchsorted(self._cumulative, u, side="right")), len(self.mixers) - 1)]
+
+    def plan(self, x: torch.Tensor) -> MixPlan:
+        "The plan of a mixer drawn with `choose` (without its `prob` coin)."
+        return self.choose().plan(x)
+
+    def sample_plan(self, x: torch.Tensor) -> MixPlan:
+        "The `sample_plan` of a mixer drawn with `choose`: its own `prob` coin, then its plan."
+        check_batch(x, min_batch=1)
+        return self.choose().sample_plan(x)
+
+    def __call__(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        check_batch(x, y, min_batch=1)
+        return self.choose()(x, y)
+
+    def __repr__(self):
+        return f"RandomChoice([{', '.join(map(repr, self.mixers))}], p=[{', '.join(f'{v:g}' for v in self.p)}])"
 
 # %% ../nbs/00_core.ipynb #3b14bfac
 _TEST_FIGURES: Path | None = None

@@ -10,40 +10,95 @@ import math
 import numpy as np
 import torch
 
-from .core import (InputMixer, LinearPlan, check_batch, check_in_range, check_positive,
-                            random_permutation, sample_beta, uniform)
-from .core import _beta_scalar, generator_device
+from .core import (PARTNERS, InputMixer, LinearPlan, RandomChoice, check_batch, check_choice, check_in_range,
+                            check_positive, partner_index, sample_beta, uniform, worker_generator)
+from .core import _GRAIN_SIZE, _beta_scalar, generator_device
+from .mixup import MIXUP_MODES, Mixup
 
 # %% auto #0
-__all__ = ['random_box', 'box_lambda', 'paste_box', 'CutMixPlan', 'cutmix_plan', 'CutMix']
+__all__ = ['BOX_RULES', 'random_box', 'minmax_box', 'random_segment', 'box_lambda', 'paste_box', 'CutMixPlan', 'cutmix_plan',
+           'CutMix', 'mixup_cutmix']
 
 # %% ../nbs/11_cutmix.ipynb #d6e2bbb8
+BOX_RULES = ("authors", "round")
+
 def _check_size(value, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ValueError(f"{name} must be an int >= 1, got {value!r}")
     return int(value)
 
+def _span(n: int, side: float, u: float, rule: str) -> tuple[int, int]:
+    "About side·n cells around the uniform integer centre ⌊u·n⌋, half-open and clipped to [0, n]."
+    centre = min(int(u * n), n - 1)
+    if rule == "authors":  # the CutMix authors' rand_bbox: cut = int(n·side), cut // 2 on each side of the centre
+        half = int(n * side) // 2
+        return max(centre - half, 0), min(centre + half, n)
+    cut = round(n * side)  # "round": the nearest integer cut, spanning exactly cut cells before clipping
+    low = centre - cut // 2
+    return max(low, 0), min(low + cut, n)
+
 def random_box(height: int,  # H, image height in pixels
                width: int,  # W, image width in pixels
                lam: float,  # λ₀ in [0, 1]: the box covers about 1 − λ₀ of the image before clipping
                generator: torch.Generator | None = None,  # draws the box centre (global RNG if None)
+               box_rule: str = "authors",  # "authors": the CutMix code's int() cut, even sides; "round": nearest cut
               ) -> tuple[int, int, int, int]:  # (top, bottom, left, right), half-open, clipped to the image
-    "A CutMix box with sides √(1−λ₀)·(H, W) and a uniformly random centre, clipped at the border."
+    "A CutMix box with sides about √(1−λ₀)·(H, W) around a uniformly random centre, clipped at the border."
     height, width = _check_size(height, "height"), _check_size(width, "width")
-    return _random_box(height, width, check_in_range(lam, "lam", 0.0, 1.0), generator)
+    check_choice(box_rule, "box_rule", BOX_RULES)
+    return _random_box(height, width, check_in_range(lam, "lam", 0.0, 1.0), generator, box_rule)
 
-def _random_box(height: int, width: int, lam: float, generator) -> tuple[int, int, int, int]:
+def _random_box(height: int, width: int, lam: float, generator, rule: str = "authors") -> tuple[int, int, int, int]:
     side = math.sqrt(1.0 - lam)
-    cut_h, cut_w = round(height * side), round(width * side)
     u = torch.rand((2,), generator=generator, device=generator_device(generator), dtype=torch.float64).tolist()
-    cy, cx = min(int(u[0] * height), height - 1), min(int(u[1] * width), width - 1)
-    top, left = cy - cut_h // 2, cx - cut_w // 2
-    clip = lambda v, hi: max(0, min(v, hi))
-    return clip(top, height), clip(top + cut_h, height), clip(left, width), clip(left + cut_w, width)
+    return (*_span(height, side, u[0], rule), *_span(width, side, u[1], rule))
+
+def _check_minmax(minmax) -> tuple[float, float]:
+    try: low, high = (float(v) for v in minmax)
+    except (TypeError, ValueError):
+        raise TypeError(f"cutmix_minmax must be None or a pair (min, max) of floats, got {minmax!r}") from None
+    if not 0.0 <= low < high <= 1.0:
+        raise ValueError(f"cutmix_minmax must satisfy 0 <= min < max <= 1, got {minmax!r}")
+    return low, high
+
+def _minmax_span(n: int, low: float, high: float, u_len: float, u_pos: float) -> tuple[int, int]:
+    "timm's rand_bbox_minmax on one axis: a length uniform in [⌊n·min⌋, ⌊n·max⌋) (⌊n·min⌋ if that is empty), placed inside [0, n]."
+    a, b = int(n * low), int(n * high)
+    length = a + min(int(u_len * (b - a)), b - a - 1) if b > a else a
+    start = min(int(u_pos * (n - length + 1)), n - length)
+    return start, start + length
+
+def minmax_box(height: int,  # H
+               width: int,  # W
+               minmax: tuple[float, float],  # (min, max) fractions of each side, 0 <= min < max <= 1
+               generator: torch.Generator | None = None,  # draws the sides and the position
+              ) -> tuple[int, int, int, int]:  # (top, bottom, left, right), inside the image
+    "timm's `cutmix_minmax` box: each side a uniform integer in [⌊min·n⌋, ⌊max·n⌋), the box placed uniformly inside the image."
+    height, width = _check_size(height, "height"), _check_size(width, "width")
+    return _minmax_box(height, width, _check_minmax(minmax), generator)
+
+def _minmax_box(height: int, width: int, minmax: tuple[float, float], generator) -> tuple[int, int, int, int]:
+    # timm's order: the two lengths, then the two positions
+    u = torch.rand((4,), generator=generator, device=generator_device(generator), dtype=torch.float64).tolist()
+    return (*_minmax_span(height, *minmax, u[0], u[2]), *_minmax_span(width, *minmax, u[1], u[3]))
+
+def random_segment(length: int,  # T, the number of steps of a sequence
+                   lam: float,  # λ₀ in [0, 1]: the segment covers about 1 − λ₀ of the sequence before clipping
+                   generator: torch.Generator | None = None,  # draws the centre
+                   box_rule: str = "authors",  # the same rules as random_box, on one axis
+                  ) -> tuple[int, int]:  # (start, stop), half-open, clipped to [0, T]
+    "CutMix's box for sequences (B, C, T): about (1 − λ₀)·T steps around a uniformly random centre, clipped."
+    length = _check_size(length, "length")
+    check_choice(box_rule, "box_rule", BOX_RULES)
+    lam = check_in_range(lam, "lam", 0.0, 1.0)
+    u = torch.rand((), generator=generator, device=generator_device(generator), dtype=torch.float64).item()
+    return _span(length, 1.0 - lam, u, box_rule)
 
 def _check_box(height: int, width: int, box) -> tuple[int, int, int, int]:
     try: top, bottom, left, right = (int(v) for v in box)
-    except (TypeError, ValueError): raise TypeError(f"box must be a tuple of 4 ints (top, bottom, left, right), got {box!r}")
+    except (TypeError, ValueError):
+        raise TypeError(f"box must be a tuple of 4 ints (top, bottom, left, right), or of 2 ints (start, stop) for "
+                        f"(B, C, T) sequences, got {box!r}") from None
     if not (0 <= top <= bottom <= height and 0 <= left <= right <= width):
         raise ValueError(f"box must satisfy 0 <= top <= bottom <= height={height} and 0 <= left <= right <= "
                          f"width={width}, got {box!r}")
@@ -59,20 +114,35 @@ def box_lambda(height: int,  # H
     return 1.0 - (bottom - top) * (right - left) / (height * width)
 
 # %% ../nbs/11_cutmix.ipynb #51274359
-def paste_box(x: torch.Tensor,  # (B, ..., H, W) batch
-              partner_index: torch.Tensor,  # (B,) index of the image each sample takes its box from
-              box: tuple[int, int, int, int],  # (top, bottom, left, right), half-open
+def _check_segment(length: int, box) -> tuple[int, int]:
+    try: start, stop = (int(v) for v in box)
+    except (TypeError, ValueError): raise TypeError(f"a segment must be a tuple of 2 ints (start, stop), got {box!r}") from None
+    if not 0 <= start <= stop <= length:
+        raise ValueError(f"a segment must satisfy 0 <= start <= stop <= length={length}, got {box!r}")
+    return start, stop
+
+def paste_box(x: torch.Tensor,  # (B, ..., H, W) batch, or (B, C, T) sequences with a 2-tuple box
+              partner_index: torch.Tensor,  # (B,) index of the sample each sample takes its box from
+              box: tuple,  # (top, bottom, left, right) over the last two dims, or (start, stop) over the last, half-open
              ) -> torch.Tensor:  # a new tensor shaped, typed and laid out like x
     "Out-of-place CutMix: copy `x` and fill `box` of sample i with the same box of sample `partner_index[i]`."
     if not isinstance(x, torch.Tensor) or x.ndim < 3:
         shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-        raise ValueError(f"x must have shape (B, ..., H, W) with at least 3 dimensions, got {shape}")
-    top, bottom, left, right = _check_box(x.shape[-2], x.shape[-1], box)
+        raise ValueError(f"x must have shape (B, ..., H, W) or (B, C, T), with at least 3 dimensions, got {shape}")
+    if isinstance(box, (tuple, list)) and len(box) == 2:
+        start, stop = _check_segment(x.shape[-1], box)
+        region, piece = (..., slice(start, stop)), math.prod(x.shape[1:-1]) * (stop - start)
+    else:
+        top, bottom, left, right = _check_box(x.shape[-2], x.shape[-1], box)
+        region, piece = (..., slice(top, bottom), slice(left, right)), math.prod(x.shape[1:-2]) * (bottom - top) * (right - left)
     out = x.clone()  # keeps dtype, device and memory format
-    if bottom > top and right > left:
-        region = (..., slice(top, bottom), slice(left, right))
-        # Gather the partners' boxes straight into the output's box view: no box-sized temporary.
-        torch.index_select(x[region], 0, partner_index.to(x.device), out=out[region])
+    if piece:
+        index = partner_index.to(x.device)
+        fast = piece < _GRAIN_SIZE or torch.get_num_threads() == 1 or x.device.type != "cpu"
+        if fast and not (x.requires_grad and torch.is_grad_enabled()):
+            torch.index_select(x[region], 0, index, out=out[region])  # one loop, straight into the output's box
+        else:
+            out[region] = x[region][index]  # one pass whatever the box size; differentiable
     return out
 
 # %% ../nbs/11_cutmix.ipynb #026a0c96
@@ -80,7 +150,7 @@ class CutMixPlan(LinearPlan):
     "A CutMix decision: `inputs` pastes `box` from the partners, `rows` mixes by the kept area λ."
     def __init__(self, lam: float,  # the exact fraction of pixels kept (box_lambda of the box)
                  perm: torch.Tensor,  # partner indices π, (B,)
-                 box: tuple[int, int, int, int]):  # (top, bottom, left, right), half-open
+                 box: tuple):  # (top, bottom, left, right), or (start, stop) for sequences; half-open
         super().__init__(lam, perm)
         self.box = box
     def inputs(self, x: torch.Tensor) -> torch.Tensor: return paste_box(x, self.perm, self.box)
@@ -92,36 +162,94 @@ def cutmix_plan(batch_size: int,  # B, the number of samples (≥ 2)
                 alpha: float = 1.0,  # λ₀ ~ Beta(α, α), α > 0
                 generator: torch.Generator | None = None,  # source of the draws (global RNG if None)
                 device: torch.device | str | None = None,  # where the permutation goes
+                box_rule: str = "authors",  # "authors" (the CutMix code's rand_bbox) or "round"
+                cutmix_minmax: tuple[float, float] | None = None,  # timm's (min, max) side fractions instead of λ₀
+                partner: str = "random",  # "random" permutation, "roll" (torchvision's) or "flip" (timm's)
                ) -> CutMixPlan:
-    "Draw a CutMix plan: one box for the batch, its exact λ, and a random partner permutation."
+    "Draw a CutMix plan: one box for the batch, its exact λ, and the partners."
     alpha = check_positive(alpha, "alpha")
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 2:
         raise ValueError(f"batch_size must be an int >= 2 (mixing needs a partner), got {batch_size!r}")
     height, width = _check_size(height, "height"), _check_size(width, "width")
-    return _cutmix_plan(int(batch_size), height, width, alpha, generator, device)
+    check_choice(box_rule, "box_rule", BOX_RULES)
+    check_choice(partner, "partner", PARTNERS)
+    minmax = None if cutmix_minmax is None else _check_minmax(cutmix_minmax)
+    return _cutmix_plan(int(batch_size), height, width, alpha, generator, device, box_rule, minmax, partner)
 
-def _cutmix_plan(batch_size: int, height: int, width: int, alpha: float, generator, device) -> CutMixPlan:
-    # Checked arguments: λ₀ (a float), the box centre, then π; the box is valid by construction.
-    box = _random_box(height, width, _beta_scalar(alpha, alpha, generator), generator)
+def _cutmix_plan(batch_size: int, height: int, width: int, alpha: float, generator, device, rule: str = "authors",
+                 minmax=None, partner: str = "random") -> CutMixPlan:
+    # Checked arguments: λ₀ (a float), the box, then π; the box is valid by construction.
+    if minmax is None: box = _random_box(height, width, _beta_scalar(alpha, alpha, generator), generator, rule)
+    else: box = _minmax_box(height, width, minmax, generator)
     top, bottom, left, right = box
     lam = 1.0 - (bottom - top) * (right - left) / (height * width)  # box_lambda, without re-checking the box
-    return CutMixPlan(lam, random_permutation(batch_size, generator, device), box)
+    return CutMixPlan(lam, partner_index(batch_size, partner, generator, device), box)
+
+def _cutmix_segment_plan(batch_size: int, length: int, alpha: float, generator, device, rule: str = "authors",
+                         minmax=None, partner: str = "random") -> CutMixPlan:
+    "The plan of a batch of sequences (B, C, T): a segment of the last dimension."
+    dev = generator_device(generator)
+    if minmax is None:
+        lam0 = _beta_scalar(alpha, alpha, generator)
+        segment = _span(length, 1.0 - lam0, torch.rand((), generator=generator, device=dev, dtype=torch.float64).item(), rule)
+    else:
+        u = torch.rand((2,), generator=generator, device=dev, dtype=torch.float64).tolist()
+        segment = _minmax_span(length, *minmax, u[0], u[1])
+    lam = 1.0 - (segment[1] - segment[0]) / length
+    return CutMixPlan(lam, partner_index(batch_size, partner, generator, device), segment)
 
 # %% ../nbs/11_cutmix.ipynb #d1dadb96
 class CutMix(InputMixer):
     "CutMix (Yun et al. 2019): paste a random box from a partner; the targets mix by the exact kept area."
     def __init__(self, alpha: float = 1.0,  # λ₀ ~ Beta(α, α), α > 0 (1 = uniform, as in the paper)
-                 num_classes: int = None,  # K, the number of classes (required)
+                 num_classes: int | None = None,  # K; None: read off (B, K) targets (integer labels need it)
                  prob: float = 1.0,  # probability that a batch is mixed at all
-                 generator: torch.Generator | None = None):  # source of all random draws
-        if num_classes is None: raise TypeError("num_classes is required, e.g. CutMix(alpha=1.0, num_classes=10)")
-        super().__init__(num_classes, prob, generator)
+                 generator: torch.Generator | None = None,  # source of all random draws
+                 *,
+                 box_rule: str = "authors",  # "authors": the CutMix code's rand_bbox (int cut, even sides); "round"
+                 cutmix_minmax: tuple[float, float] | None = None,  # timm's (min, max) side fractions, instead of λ₀
+                 partner: str = "random",  # "random" permutation (the paper's), "roll" (torchvision's), "flip" (timm's)
+                 label_smoothing: float = 0.0,  # ε: ε/K off and 1 − ε + ε/K on the label, before mixing (timm's)
+                 check_finite: bool = False):  # raise a ValueError on NaN/Inf in x (one pass over the batch)
+        super().__init__(num_classes, prob, generator, label_smoothing, check_finite)
         self.alpha = check_positive(alpha, "alpha")
+        self.box_rule = check_choice(box_rule, "box_rule", BOX_RULES)
+        self.cutmix_minmax = None if cutmix_minmax is None else _check_minmax(cutmix_minmax)
+        self.partner = check_choice(partner, "partner", PARTNERS)
 
     def plan(self, x: torch.Tensor) -> CutMixPlan:
-        "Draw the box, its λ and the partner permutation for the checked batch `x` of shape (B, ..., H, W)."
-        if x.ndim < 3: raise ValueError(f"x must have shape (B, ..., H, W) with at least 3 dimensions, got {tuple(x.shape)}")
-        # alpha was checked once in __init__, the batch by the caller: no per-call re-checks
-        return _cutmix_plan(x.shape[0], x.shape[-2], x.shape[-1], self.alpha, self.generator, x.device)
+        "Draw the box (a segment for (B, C, T) sequences), its λ and the partners for the checked batch `x`."
+        if x.ndim < 3:
+            raise ValueError(f"x must have shape (B, C, H, W) images or (B, C, T) sequences, with at least 3 dimensions, "
+                             f"got {tuple(x.shape)}")
+        # alpha, the rule and the partners were checked once in __init__, the batch by the caller
+        g, args = worker_generator(self.generator), (self.box_rule, self.cutmix_minmax, self.partner)
+        if x.ndim == 3: return _cutmix_segment_plan(x.shape[0], x.shape[-1], self.alpha, g, x.device, *args)
+        return _cutmix_plan(x.shape[0], x.shape[-2], x.shape[-1], self.alpha, g, x.device, *args)
 
-    def __repr__(self): return f"CutMix(alpha={self.alpha:g}, num_classes={self.num_classes}, prob={self.prob:g})"
+    def __repr__(self):
+        extra = f", box_rule={self.box_rule!r}" if self.box_rule != "authors" else ""
+        extra += f", cutmix_minmax={self.cutmix_minmax}" if self.cutmix_minmax is not None else ""
+        extra += f", partner={self.partner!r}" if self.partner != "random" else ""
+        return f"CutMix(alpha={self.alpha:g}, num_classes={self.num_classes}, prob={self.prob:g}{extra}{self._extra_repr()})"
+
+# %% ../nbs/11_cutmix.ipynb #c1c0f004
+def mixup_cutmix(num_classes: int | None = None,  # K; None: read off (B, K) targets
+                 alpha: float = 1.0,  # mixup's λ ~ Beta(α, α) (timm's mixup_alpha)
+                 cutmix_alpha: float = 1.0,  # CutMix's λ₀ ~ Beta(α, α)
+                 switch_prob: float = 0.5,  # probability that a batch gets CutMix rather than mixup
+                 prob: float = 1.0,  # probability that a batch is mixed at all
+                 mode: str = "batch",  # mixup's "batch" or "elem" (one λ and coin per sample)
+                 cutmix_minmax: tuple[float, float] | None = None,  # timm's (min, max) CutMix side fractions
+                 label_smoothing: float = 0.0,  # ε, timm's (its recipes use 0.1)
+                 generator: torch.Generator | None = None,  # shared by the switch and both mixers
+                 *,
+                 partner: str = "random",  # "random", "roll" or "flip", for both mixers
+                 box_rule: str = "authors",  # CutMix's box rule
+                ) -> RandomChoice:
+    "timm's mixup/CutMix switch: per batch, CutMix with probability `switch_prob`, mixup otherwise, each applied with probability `prob`."
+    switch_prob = check_in_range(switch_prob, "switch_prob", 0.0, 1.0)
+    mixup = Mixup(alpha, num_classes, prob, mode, generator, partner=partner, label_smoothing=label_smoothing)
+    cutmix = CutMix(cutmix_alpha, num_classes, prob, generator, box_rule=box_rule, cutmix_minmax=cutmix_minmax,
+                    partner=partner, label_smoothing=label_smoothing)
+    return RandomChoice([mixup, cutmix], p=[1.0 - switch_prob, switch_prob], generator=generator)

@@ -11,9 +11,11 @@ from typing import Sequence
 import torch
 import torch.nn as nn
 
-from .core import (IdentityPlan, LinearPlan, MixPlan, ModelParts, as_soft_targets, check_batch,
-                            check_in_range, check_num_classes, check_positive, random_permutation, sample_beta,
-                            soft_target_cross_entropy, split_model, uniform)
+from .core import (IdentityPlan, LinearPlan, MixPlan, ModelParts, PicklableGenerators, as_soft_targets,
+                            check_batch, check_finite, check_in_range, check_num_classes, check_positive,
+                            random_permutation, sample_beta, soft_target_cross_entropy, split_model, uniform,
+                            worker_generator)
+from .core import _check_labels, _check_smoothing, _cross_entropy
 
 # %% auto #0
 __all__ = ['default_layers', 'resolve_layers', 'mixed_forward', 'ManifoldMixup']
@@ -103,13 +105,16 @@ def mixed_forward(model: nn.Module,  # the classifier, called as model(x)
     return logits
 
 # %% ../nbs/13_manifold.ipynb #edeadd3f
-class ManifoldMixup:
+class ManifoldMixup(PicklableGenerators):
     "Manifold Mixup (Verma et al., 2019): mixup of the hidden states of a random eligible layer; `loss(model, x, y)`."
     def __init__(self, alpha: float = 2.0,  # λ ~ Beta(alpha, alpha)
-                 num_classes: int | None = None,  # K (default: read off the logits)
+                 num_classes: int | None = None,  # K (default: read off (B, K) targets or the logits)
                  layers: Sequence[str] | str | None = None,  # eligible layers (names in model.named_modules(), "input"); None: default_layers(model)
                  prob: float = 1.0,  # probability that a batch is mixed at all
-                 generator: torch.Generator | None = None):  # source of all random draws
+                 generator: torch.Generator | None = None,  # source of all random draws
+                 *,
+                 label_smoothing: float = 0.0,  # ε: ε/K off and 1 − ε + ε/K on the label, before mixing (timm's)
+                 check_finite: bool = False):  # raise a ValueError on NaN/Inf in x (one pass over the batch)
         self.alpha = check_positive(alpha, "alpha")
         self.num_classes = None if num_classes is None else check_num_classes(num_classes)
         if layers is not None and not isinstance(layers, str):
@@ -121,28 +126,41 @@ class ManifoldMixup:
         if generator is not None and not isinstance(generator, torch.Generator):
             raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
         self.generator = generator
+        self.label_smoothing = _check_smoothing(label_smoothing)
+        if not isinstance(check_finite, bool): raise TypeError(f"check_finite must be True or False, got {check_finite!r}")
+        self.check_finite = check_finite
 
     def sample(self, model: nn.Module, x: torch.Tensor) -> tuple[MixPlan, str]:
-        "Draw the random decision for a batch: (plan, layer); (IdentityPlan(), 'input') when the coin says no mixing."
-        check_batch(x)
+        "Draw the random decision for a batch: (plan, layer); (IdentityPlan(), 'input') when the coin says no mixing or B = 1."
+        check_batch(x, min_batch=1)
         layers = resolve_layers(model, self.layers)
-        if uniform((), self.generator).item() >= self.prob: return IdentityPlan(), "input"
-        lam = sample_beta(self.alpha, generator=self.generator).item()
-        perm = random_permutation(x.shape[0], self.generator, device=x.device)
-        k = min(int(uniform((), self.generator).item() * len(layers)), len(layers) - 1)
+        if x.shape[0] < 2: return IdentityPlan(), "input"  # a lone sample has no partner
+        g = worker_generator(self.generator)
+        if uniform((), g).item() >= self.prob: return IdentityPlan(), "input"
+        lam = sample_beta(self.alpha, generator=g).item()
+        perm = random_permutation(x.shape[0], g, device=x.device)
+        k = min(int(uniform((), g).item() * len(layers)), len(layers) - 1)
         return LinearPlan(lam, perm), layers[k]
 
     def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         "The logits of one mixed forward pass and the matching (B, K) soft targets."
-        check_batch(x, y)
+        check_batch(x, y, min_batch=1)
+        if self.check_finite: check_finite(x, "x")
+        soft = None  # check the targets before any draw
+        if y.ndim == 2 or y.dtype.is_floating_point or y.dtype == torch.bool:
+            soft = as_soft_targets(y, self.num_classes, label_smoothing=self.label_smoothing)
+        else: _check_labels(y)
         plan, layer = self.sample(model, x)
         logits = mixed_forward(model, x, plan, layer)
-        return logits, plan.rows(as_soft_targets(y, self.num_classes or logits.shape[-1]))
+        if soft is not None: return logits, plan.rows(soft)
+        return logits, plan.targets(y, self.num_classes or logits.shape[-1], self.label_smoothing)
 
     def loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         "Soft-target cross-entropy of the mixed forward pass."
-        return soft_target_cross_entropy(*self(model, x, y))
+        return _cross_entropy(*self(model, x, y))  # targets built from checked labels/targets: non-negative
 
     def __repr__(self):
+        extra = f", label_smoothing={self.label_smoothing:g}" if self.label_smoothing else ""
+        extra += ", check_finite=True" if self.check_finite else ""
         return (f"ManifoldMixup(alpha={self.alpha}, num_classes={self.num_classes}, layers={self.layers}, "
-                f"prob={self.prob})")
+                f"prob={self.prob}{extra})")

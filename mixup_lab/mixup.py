@@ -8,8 +8,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .core import (InputMixer, LinearPlan, check_choice, check_positive, random_permutation,
-                            sample_beta)
+from .core import (PARTNERS, IdentityPlan, InputMixer, LinearPlan, check_choice, check_positive,
+                            partner_index, sample_beta, uniform, worker_generator)
 from .core import _beta_scalar
 
 # %% auto #0
@@ -19,59 +19,73 @@ __all__ = ['MIXUP_MODES', 'MixupPlan', 'mixup_plan', 'Mixup']
 MIXUP_MODES = ("batch", "elem")
 
 class MixupPlan(LinearPlan):
-    "A `LinearPlan` that mixes inputs in one gather and one in-place `lerp`, keeping dtype and memory format."
+    "A `LinearPlan` for images: one gather of the partners (`core.gather_rows`) and one in-place `lerp`, keeping dtype and memory format."
     def inputs(self, x: torch.Tensor) -> torch.Tensor:
-        lam = self.lam
-        if isinstance(lam, torch.Tensor):
-            lam = lam.to(device=x.device, dtype=x.dtype)
-            if lam.ndim: lam = lam.view(-1, *([1] * (x.ndim - 1)))
-        # Gather the partners into a buffer shaped like x (keeps channels_last), then blend x into it in place:
-        # partner + λ (x − partner) = λ x + (1 − λ) partner, with no third full-size temporary.
-        partner = torch.index_select(x, 0, self.perm.to(x.device), out=torch.empty_like(x))
-        return partner.lerp_(x, lam)
+        # partner + λ (x − partner) = λ x + (1 − λ) partner, blended into the gathered copy: no third full-size temporary
+        return self.rows(x)
 
 def mixup_plan(batch_size: int,  # B, the number of samples to mix (≥ 2)
                alpha: float = 1.0,  # λ ~ Beta(α, α), α > 0
                mode: str = "batch",  # "batch": one λ for the batch; "elem": one λ per sample
                generator: torch.Generator | None = None,  # source of the draws (global RNG if None)
                device: torch.device | str | None = None,  # where the permutation (and per-sample λ) go
+               partner: str = "random",  # "random" permutation (the paper's), "roll" (torchvision's) or "flip" (timm's)
               ) -> MixupPlan:
-    "Draw a mixup plan: λ ~ Beta(α, α) (a float, or a (B,) tensor in elem mode) and a random partner permutation."
+    "Draw a mixup plan: λ ~ Beta(α, α) (a float, or a (B,) tensor in elem mode) and the partners (a random permutation by default)."
     alpha = check_positive(alpha, "alpha")
     check_choice(mode, "mode", MIXUP_MODES)
+    check_choice(partner, "partner", PARTNERS)
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 2:
         raise ValueError(f"batch_size must be an int >= 2 (mixing needs a partner), got {batch_size!r}")
-    return _mixup_plan(int(batch_size), alpha, mode, generator, device)
+    return _mixup_plan(int(batch_size), alpha, mode, generator, device, partner)
 
-def _mixup_plan(batch_size: int, alpha: float, mode: str, generator, device) -> MixupPlan:
+def _mixup_plan(batch_size: int, alpha: float, mode: str, generator, device, partner: str = "random") -> MixupPlan:
     # Checked arguments: λ first (a float straight from the quantile, no tensor round trip), then π.
     if mode == "batch": lam = _beta_scalar(alpha, alpha, generator)
     else: lam = sample_beta(alpha, size=batch_size, generator=generator).float().to(device)
-    return MixupPlan(lam, random_permutation(batch_size, generator, device))
+    return MixupPlan(lam, partner_index(batch_size, partner, generator, device))
 
 # %% ../nbs/10_mixup.ipynb #d3ae2925
 class Mixup(InputMixer):
     "mixup (Zhang et al. 2018): `Mixup(...)(x, y) -> (λx + (1−λ)x[π], λy + (1−λ)y[π])`, λ ~ Beta(α, α)."
     def __init__(self, alpha: float = 1.0,  # λ ~ Beta(α, α), α > 0 (1 = uniform)
-                 num_classes: int = None,  # K, the number of classes (required)
-                 prob: float = 1.0,  # probability that a batch is mixed at all
-                 mode: str = "batch",  # "batch": one λ per batch; "elem": one λ per sample
-                 generator: torch.Generator | None = None):  # source of all random draws
-        if num_classes is None: raise TypeError("num_classes is required, e.g. Mixup(alpha=1.0, num_classes=10)")
-        super().__init__(num_classes, prob, generator)
+                 num_classes: int | None = None,  # K; None: read off (B, K) targets (integer labels need it)
+                 prob: float = 1.0,  # probability that a batch (mode="elem": a sample) is mixed at all
+                 mode: str = "batch",  # "batch": one λ per batch; "elem": one λ (and one prob coin) per sample
+                 generator: torch.Generator | None = None,  # source of all random draws
+                 *,
+                 partner: str = "random",  # "random" permutation (the paper's), "roll" (torchvision's), "flip" (timm's)
+                 label_smoothing: float = 0.0,  # ε: ε/K off and 1 − ε + ε/K on the label, before mixing (timm's)
+                 check_finite: bool = False):  # raise a ValueError on NaN/Inf in x (one pass over the batch)
+        super().__init__(num_classes, prob, generator, label_smoothing, check_finite)
         self.alpha = check_positive(alpha, "alpha")
         self.mode = check_choice(mode, "mode", MIXUP_MODES)
+        self.partner = check_choice(partner, "partner", PARTNERS)
 
     def plan(self, x: torch.Tensor) -> MixupPlan:
-        "Draw λ and the partner permutation for the checked batch `x`."
-        # alpha and mode were checked once in __init__, the batch by the caller: no per-call re-checks
-        plan = _mixup_plan(x.shape[0], self.alpha, self.mode, self.generator, x.device)
+        "Draw λ and the partners for the checked batch `x`."
+        return self._plan(x, worker_generator(self.generator))
+
+    def _plan(self, x: torch.Tensor, g) -> MixupPlan:
+        # alpha, mode and partner were checked once in __init__, the batch by the caller: no per-call re-checks
+        plan = _mixup_plan(x.shape[0], self.alpha, self.mode, g, x.device, self.partner)
         if isinstance(plan.lam, torch.Tensor) and x.dtype != torch.float32:
             # Per-sample weights are applied in x's dtype; round them once here so that the float32 targets
             # carry exactly the λ the fp16/bf16 inputs were mixed with.
             plan.lam = plan.lam.to(x.dtype).float()
         return plan
 
+    def _draw_plan(self, x: torch.Tensor):
+        if self.mode == "batch" or x.shape[0] < 2: return super()._draw_plan(x)
+        # mode="elem": timm's per-sample coin; an unmixed sample keeps λ = 1 (lerp returns x itself exactly at 1)
+        g = worker_generator(self.generator)
+        mixed = uniform(x.shape[0], g) < self.prob
+        if not bool(mixed.any()): return IdentityPlan()
+        plan = self._plan(x, g)
+        plan.lam = torch.where(mixed.to(plan.lam.device), plan.lam, 1.0)
+        return plan
+
     def __repr__(self):
+        extra = f", partner={self.partner!r}" if self.partner != "random" else ""
         return (f"Mixup(alpha={self.alpha:g}, num_classes={self.num_classes}, prob={self.prob:g}, "
-                f"mode={self.mode!r})")
+                f"mode={self.mode!r}{extra}{self._extra_repr()})")

@@ -11,8 +11,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .core import (IdentityPlan, InputMixer, _check_real, as_soft_targets, check_batch, check_choice,
-                            check_num_classes, soft_target_cross_entropy, split_model)
+from .core import (IdentityPlan, InputMixer, PicklableGenerators, _check_real, as_soft_targets, check_batch,
+                            check_choice, check_num_classes, soft_target_cross_entropy, split_model)
+from .core import _check_labels, _cross_entropy
 from .mixup import Mixup
 
 # %% auto #0
@@ -34,7 +35,7 @@ def representation_distance(h: torch.Tensor,  # (B, D) representations of the mi
     return (1 - F.cosine_similarity(h, target, dim=1)).mean()
 
 # %% ../nbs/16_sem.ipynb #999a9e02
-class SemanticEquivariantMixup:
+class SemanticEquivariantMixup(PicklableGenerators):
     "SEM: the mixer's loss + weight · d(features(mixed x), mixture of features(x))."
     def __init__(self, mixer: InputMixer | None = None,  # any InputMixer (plans mix rows linearly); None: Mixup(alpha=1)
                  num_classes: int | None = None,  # K (required without a mixer; must match the mixer's)
@@ -49,7 +50,7 @@ class SemanticEquivariantMixup:
             raise TypeError(f"mixer must be an InputMixer (e.g. Mixup, CutMix) whose plans mix rows linearly, "
                             f"got {type(mixer).__name__}")
         else:
-            if num_classes is not None and check_num_classes(num_classes) != mixer.num_classes:
+            if num_classes is not None and mixer.num_classes is not None and check_num_classes(num_classes) != mixer.num_classes:
                 raise ValueError(f"num_classes={num_classes} differs from the mixer's num_classes={mixer.num_classes}")
             if generator is not None and generator is not mixer.generator:
                 raise ValueError("generator is only used to build the default mixer; set it on the mixer you pass")
@@ -57,19 +58,29 @@ class SemanticEquivariantMixup:
         if not 0 <= weight < math.inf: raise ValueError(f"weight must be a finite number >= 0, got {weight}")
         if not isinstance(stop_grad_target, bool):
             raise TypeError(f"stop_grad_target must be True or False, got {stop_grad_target!r}")
-        self.mixer, self.num_classes, self.weight = mixer, mixer.num_classes, weight
+        self.mixer, self.weight = mixer, weight
+        self.num_classes = mixer.num_classes if mixer.num_classes is not None else (
+            None if num_classes is None else check_num_classes(num_classes))
         self.distance = check_choice(distance, "distance", SEM_DISTANCES)
         self.stop_grad_target = stop_grad_target
         self._last_regularizer = None
 
     def losses(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
         "The total loss and its terms: {'loss', 'label', 'regularizer'}."
-        check_batch(x, y)
+        check_batch(x, y, min_batch=1)  # a batch of one is not mixed: its regulariser is zero
         parts = split_model(model)  # before any draw, so an unsupported model fails without consuming randomness
-        targets = as_soft_targets(y, self.num_classes)
+        smoothing = self.mixer.label_smoothing  # the targets of the mixer's own loss
+        if y.ndim == 2 or y.dtype.is_floating_point or y.dtype == torch.bool:
+            targets = as_soft_targets(y, self.num_classes, label_smoothing=smoothing)
+        else:
+            _check_labels(y)
+            targets = as_soft_targets(y, self.num_classes, label_smoothing=smoothing) if self.num_classes else None
         plan = self.mixer.sample_plan(x)
         h_mixed = parts.features(plan.inputs(x))
-        label = soft_target_cross_entropy(parts.head(h_mixed), plan.rows(targets))
+        logits = parts.head(h_mixed)
+        if targets is None:  # integer labels and no num_classes anywhere: read K off the logits
+            targets = as_soft_targets(y, logits.shape[-1], label_smoothing=smoothing)
+        label = _cross_entropy(logits, plan.rows(targets))
         if isinstance(plan, IdentityPlan):  # unmixed batch: the relation holds trivially
             regularizer = h_mixed.new_zeros((), dtype=torch.float32)
         else:

@@ -31,11 +31,12 @@ __all__ = ['OBJECTIVES', 'METHOD_CLASSES', 'SCHEDULES', 'get_objective', 'stream
            'atomic_write', 'atomic_save', 'ObjectiveStep', 'fit', 'same_weights']
 
 # %% ../nbs/20_train.ipynb #403f90af
-OBJECTIVES = ("erm", "mixup", "cutmix", "manifold", "zeta", "snapmix", "synermix_intra", "synermix", "sem",
+OBJECTIVES = ("erm", "mixup", "cutmix", "mixup_cutmix", "manifold", "zeta", "snapmix", "synermix_intra", "synermix", "sem",
               "fmix", "resizemix", "saliencymix")
 
 METHOD_CLASSES = {  # name -> (module of mixup_lab, class)
-    "mixup": ("mixup", "Mixup"), "cutmix": ("cutmix", "CutMix"), "manifold": ("manifold", "ManifoldMixup"),
+    "mixup": ("mixup", "Mixup"), "cutmix": ("cutmix", "CutMix"), "mixup_cutmix": ("cutmix", "mixup_cutmix"),
+    "manifold": ("manifold", "ManifoldMixup"),
     "zeta": ("zeta", "ZetaMixup"), "snapmix": ("snapmix", "SnapMix"), "synermix_intra": ("synermix", "SynerMix"),
     "synermix": ("synermix", "SynerMix"), "sem": ("sem", "SemanticEquivariantMixup"),
     "fmix": ("fmix", "FMix"), "resizemix": ("resizemix", "ResizeMix"), "saliencymix": ("saliencymix", "SaliencyMix")}
@@ -93,7 +94,7 @@ def get_objective(name: str,  # one of `OBJECTIVES`
         if isinstance(kwargs.get("inter", "mixup"), str): kwargs.setdefault("alpha", 1.0)  # the paper's α, both mixers
         kwargs = _with_inner(cls, "inter", "mixup", ("mixup", "manifold"), num_classes, generator, kwargs)
     elif name == "sem":
-        kwargs = _with_inner(cls, "mixer", "mixup", ("mixup", "cutmix", "zeta"), num_classes, generator, kwargs)
+        kwargs = _with_inner(cls, "mixer", "mixup", ("mixup", "cutmix", "mixup_cutmix", "zeta"), num_classes, generator, kwargs)
     return _construct(name, cls, dict(kwargs, num_classes=num_classes, generator=generator))
 
 # %% ../nbs/20_train.ipynb #12c33e84

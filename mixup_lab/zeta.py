@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from scipy import optimize, special
 
-from .core import (InputMixer, MixPlan, check_batch, check_positive, uniform)
+from .core import (InputMixer, MixPlan, check_batch, check_positive, uniform, worker_generator)
 
 # %% auto #0
 __all__ = ['p_series_weights', 'zeta_weights', 'ZetaPlan', 'ZetaMixup', 'dominance_gamma', 'intrinsic_dimension']
@@ -94,34 +94,27 @@ class ZetaPlan(MixPlan):
 class ZetaMixup(InputMixer):
     "ζ-mixup: each output is a p-series-weighted convex combination of samples, output k dominated by sample k."
     def __init__(self, gamma: float = 2.8,  # γ > 0; larger keeps outputs closer to their rank-1 sample
-                 num_classes: int = None,  # K, the number of classes (required)
-                 n_mix: int | None = None,  # N samples per output; None mixes the whole batch (exact, N = B)
+                 num_classes: int | None = None,  # K; None: read off (B, K) targets (integer labels need it)
+                 n_mix: int | None = None,  # N samples per output (min(N, B) on a smaller batch); None: the whole batch (exact)
                  prob: float = 1.0,  # probability that a batch is mixed at all
-                 generator: torch.Generator | None = None):  # source of all random draws
-        if num_classes is None: raise TypeError("num_classes is required, e.g. ZetaMixup(gamma=2.8, num_classes=10)")
-        super().__init__(num_classes, prob, generator)
+                 generator: torch.Generator | None = None,  # source of all random draws
+                 *,
+                 label_smoothing: float = 0.0,  # ε: ε/K off and 1 − ε + ε/K on the label, before mixing (timm's)
+                 check_finite: bool = False):  # raise a ValueError on NaN/Inf in x: one would spread to every output
+        super().__init__(num_classes, prob, generator, label_smoothing, check_finite)
         self.gamma = check_positive(gamma, "gamma")
         self.n_mix = None if n_mix is None else _check_count(n_mix, "n_mix", 2)
 
-    def _check_n_mix(self, batch: int):
-        if self.n_mix is not None and self.n_mix > batch:
-            raise ValueError(f"n_mix must be <= the batch size; got n_mix={self.n_mix} for a batch of {batch}")
-
-    def sample_plan(self, x: torch.Tensor) -> MixPlan:
-        # check n_mix before the prob coin, so a bad n_mix fails on every batch, not only on mixed ones
-        self._check_n_mix(check_batch(x))
-        return super().sample_plan(x)
-
     def plan(self, x: torch.Tensor) -> ZetaPlan:
-        "Draw one ordering per output: sample k first, the others at random; keep the first N ranks."
-        b = check_batch(x)
-        self._check_n_mix(b)
-        n = b if self.n_mix is None else self.n_mix
-        index = _rank_order(b, self.generator, x.device, ranks=n)
+        "Draw one ordering per output: sample k first, the others at random; keep the first min(N, B) ranks."
+        b = check_batch(x, min_batch=1)
+        n = b if self.n_mix is None else min(self.n_mix, b)  # a short last batch mixes all it has
+        index = _rank_order(b, worker_generator(self.generator), x.device, ranks=n)
         return ZetaPlan(index, p_series_weights(n, self.gamma, torch.float64), dense=self.n_mix is None)
 
     def __repr__(self):
-        return f"ZetaMixup(gamma={self.gamma}, num_classes={self.num_classes}, n_mix={self.n_mix}, prob={self.prob})"
+        return (f"ZetaMixup(gamma={self.gamma}, num_classes={self.num_classes}, n_mix={self.n_mix}, prob={self.prob}"
+                f"{self._extra_repr()})")
 
 # %% ../nbs/12_zeta.ipynb #e79e422f
 def dominance_gamma(n: int | None = None,  # N ≥ 2 samples mixed; None for the N → ∞ limit

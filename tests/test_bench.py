@@ -189,14 +189,14 @@ def test_notebook_tiny_run(tmp_path):
                         parameters=dict(tiny=True, out_dir=str(tmp_path / "runs")), cwd=str(nbs), progress_bar=False)
     runs = tmp_path / "runs"
     for name in ("benchmarks.csv", "benchmarks.md", "benchmarks_summary.csv", "benchmarks_zeta_error.csv",
-                 "benchmarks_steps.csv", "benchmarks_family_parts.csv", "benchmarks_environment.json",
-                 "figures/benchmarks.png"):
+                 "benchmarks_steps.csv", "benchmarks_family_parts.csv", "benchmarks_mixing_busy.csv",
+                 "benchmarks_environment.json", "figures/benchmarks.png"):
         assert (runs / name).is_file(), name
     table = pd.read_csv(runs / "benchmarks.csv", keep_default_na=False)
     assert {"section", "case", "ratio", "target", "meets", "threads", "device"} <= set(table.columns)
     assert set(table["meets"]) <= {"pass", "miss", ""} and (table["meets"] != "").any()
-    assert set(table["section"]) == {"1 mixing", "2 ζ-mixup", "3 SynerMix-Intra", "4 SnapMix maps", "5 step time", "5 step memory",
-                                     "6 family", "7 data loading"}
+    assert set(table["section"]) == {"1 mixing", "1b mixing, busy CPU", "2 ζ-mixup", "3 SynerMix-Intra", "4 SnapMix maps",
+                                     "5 step time", "5 step memory", "6 family", "7 data loading"}
     loading = table[table["section"] == "7 data loading"]
     assert (loading["target"] == "≥ 5").all() and (loading["ratio"] > 0).all()
     assert (runs / "benchmarks_loader.csv").is_file()

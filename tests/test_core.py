@@ -119,3 +119,213 @@ def test_sample_beta_scalar_matches_vector_draw():
     a = sample_beta(0.4, generator=torch.Generator().manual_seed(5))
     b = sample_beta(0.4, size=1, generator=torch.Generator().manual_seed(5))
     assert a.shape == () and a.dtype == torch.float64 and torch.equal(a, b[0])
+
+
+# ------------------------------------------------------------ issues 10-11: targets, checks, kernels
+from mixup_lab.core import (PARTNERS, IdentityPlan, PicklableGenerators, RandomChoice, check_batch, check_finite,
+                            gather_rows, partner_index, worker_generator)
+
+
+def test_one_hot_label_smoothing_is_timms():
+    from timm.data.mixup import one_hot as timm_one_hot
+    y = torch.tensor([0, 3, 1, 3])
+    for eps in (0.0, 0.1, 0.35, 1.0):
+        off = eps / 5
+        assert torch.equal(one_hot(y, 5, label_smoothing=eps), timm_one_hot(y, 5, on_value=1 - eps + off, off_value=off))
+    with pytest.raises(ValueError, match=r"label_smoothing must lie in \[0.0, 1.0\]"):
+        one_hot(y, 5, label_smoothing=-0.1)
+
+
+@pytest.mark.parametrize("dtype", [torch.int64, torch.int32, torch.uint8, torch.bool, torch.float16, torch.float64])
+def test_as_soft_targets_accepts_any_B_K_dtype_and_infers_K(dtype):
+    y = torch.tensor([2, 0, 1])
+    rows = F.one_hot(y, 3).to(dtype)
+    assert torch.equal(as_soft_targets(rows), one_hot(y, 3))  # K read off the targets
+    assert torch.equal(as_soft_targets(rows, 3), one_hot(y, 3))
+    with pytest.raises(ValueError, match=r"\(B, 4\)"):
+        as_soft_targets(rows, 4)
+
+
+def test_as_soft_targets_smoothing_and_errors():
+    soft = torch.tensor([[0.2, 0.8], [1.0, 0.0]])
+    torch.testing.assert_close(as_soft_targets(soft, label_smoothing=0.1), 0.9 * soft + 0.05)
+    with pytest.raises(ValueError, match="non-negative"):
+        as_soft_targets(torch.tensor([[1.5, -0.5], [1.0, 0.0]]))
+    with pytest.raises(ValueError, match="non-negative"):
+        as_soft_targets(torch.tensor([[2, -1], [1, 0]]))
+    with pytest.raises(TypeError, match="num_classes is required"):
+        as_soft_targets(torch.tensor([1, 0]))
+    with pytest.raises(ValueError, match="num_classes"):
+        as_soft_targets(torch.ones(3, 1))  # K = 1 is no classification
+
+
+def test_soft_target_cross_entropy_refuses_negative_targets_and_non_tensor_logits():
+    logits = torch.randn(3, 4)
+    with pytest.raises(ValueError, match="non-negative"):
+        soft_target_cross_entropy(logits, torch.tensor([[2.0, -1.0, 0, 0]] * 3))
+    with pytest.raises(TypeError, match=r"the model returned a dict with keys \['logits'\]"):
+        soft_target_cross_entropy({"logits": logits}, one_hot(torch.tensor([0, 1, 2]), 4))
+    with pytest.raises(TypeError, match="returned a tuple of 2 items"):
+        soft_target_cross_entropy((logits, logits), one_hot(torch.tensor([0, 1, 2]), 4))
+    with pytest.raises(ValueError, match="the batch is empty"):
+        soft_target_cross_entropy(logits[:0], torch.zeros(0, 4))
+    assert soft_target_cross_entropy(logits[:0], torch.zeros(0, 4), reduction="sum") == 0
+
+
+def test_erm_clear_errors():
+    model = nn.Linear(3, 2)
+    x, y = torch.randn(4, 3), torch.tensor([0, 1, 1, 0])
+    with pytest.raises(ValueError, match="the batch is empty"):
+        ERM().loss(model, x[:0], y[:0])
+    with pytest.raises(TypeError, match="the model returned a dict"):
+        ERM().loss(lambda inp: {"logits": model(inp)}, x, y)
+    with pytest.raises(ValueError, match="meta device"):
+        ERM().loss(model, x.to("meta"), y)
+    with pytest.raises(TypeError, match="y must be a torch.Tensor"):
+        ERM().loss(model, x, [0, 1, 1, 0])
+    with pytest.raises(ValueError, match="same batch size"):
+        ERM().loss(model, x, y[:3])
+    torch.testing.assert_close(ERM().loss(model, x, F.one_hot(y, 2)), F.cross_entropy(model(x), y))
+    emb = nn.Sequential(nn.Embedding(10, 3), nn.Flatten(), nn.Linear(6, 2))  # integer inputs are fine for ERM
+    assert torch.isfinite(ERM().loss(emb, torch.randint(10, (4, 2)), y))
+
+
+@pytest.mark.parametrize("bad, exc, match", [
+    ([0, 1, 2, 3], TypeError, "y must be a torch.Tensor"),
+    ("cats", TypeError, "y must be a torch.Tensor"),
+    (torch.tensor(1), ValueError, "same batch size"),
+])
+def test_check_batch_names_bad_y(bad, exc, match):
+    with pytest.raises(exc, match=match):
+        check_batch(torch.zeros(4, 3), bad)
+
+
+def test_check_batch_meta_and_empty():
+    with pytest.raises(ValueError, match="meta device"):
+        check_batch(torch.zeros(4, 3, device="meta"))
+    with pytest.raises(ValueError, match="meta device"):
+        check_batch(torch.zeros(4, 3), torch.zeros(4, device="meta"))
+    with pytest.raises(ValueError, match="the batch is empty"):
+        check_batch(torch.zeros(0, 3), min_batch=1)
+    assert check_batch(torch.zeros(1, 3), torch.zeros(1), min_batch=1) == 1
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16, torch.float64])
+def test_check_finite_counts(dtype):
+    x = torch.rand(3, 4, 5).to(dtype)
+    assert check_finite(x) is x
+    x[0, 1, 2] = float("nan"); x[2, 0, 0] = float("inf")
+    with pytest.raises(ValueError, match=r"batch has 2 non-finite value\(s\) of 60 \(1 NaN, 1 ±Inf\)"):
+        check_finite(x, "batch")
+    with pytest.raises(TypeError, match="must be a torch.Tensor"):
+        check_finite(x.tolist(), "x")
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 6), st.sampled_from([(3,), (2, 5), (3, 40, 300), (3, 105, 105), (7, 13, 401)]),
+       st.sampled_from(["contiguous", "channels_last", "transposed"]), st.sampled_from([torch.float32, torch.float16]),
+       st.booleans(), st.integers(0, 2**31 - 1))
+def test_gather_rows_is_x_index(batch, shape, layout, dtype, grad, seed):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(batch, *shape, generator=g).to(dtype)
+    if layout == "channels_last" and x.ndim == 4: x = x.contiguous(memory_format=torch.channels_last)
+    if layout == "transposed" and x.ndim >= 3: x = x.transpose(1, 2)
+    index = torch.randint(batch, (batch,), generator=g)
+    if grad: x = x.detach().requires_grad_()
+    out = gather_rows(x, index)
+    assert torch.equal(out.detach(), x.detach()[index]) and out.dtype == dtype
+    if layout == "contiguous": assert out.is_contiguous()
+    if layout == "channels_last" and x.ndim == 4: assert out.is_contiguous(memory_format=torch.channels_last)
+    if grad:
+        out.float().sum().backward()
+        counts = torch.bincount(index, minlength=batch).to(dtype).view(-1, *[1] * len(shape))
+        assert torch.equal(x.grad, counts.expand_as(x))
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_gather_rows_keeps_channels_last_on_every_path(threads):
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        for hw in (8, 120):  # rows below and above the grain size
+            for fmt in (torch.channels_last, torch.contiguous_format):
+                x = torch.randn(4, 3, hw, hw).contiguous(memory_format=fmt)
+                out = gather_rows(x, torch.tensor([3, 1, 2, 0]))
+                assert out.is_contiguous(memory_format=fmt) and torch.equal(out, x[[3, 1, 2, 0]])
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_partner_index_rules():
+    assert partner_index(4, "roll").tolist() == [3, 0, 1, 2]
+    assert partner_index(4, "flip").tolist() == [3, 2, 1, 0]
+    assert torch.equal(partner_index(6, "random", torch.Generator().manual_seed(2)), torch.randperm(6, generator=torch.Generator().manual_seed(2)))
+    x = torch.arange(5.)
+    assert torch.equal(x[partner_index(5, "roll")], x.roll(1, 0))  # torchvision's pairing
+    assert torch.equal(x[partner_index(5, "flip")], x.flip(0))  # timm's pairing
+    with pytest.raises(ValueError, match="partner must be one of"):
+        partner_index(4, "next")
+
+
+class _Holder(PicklableGenerators):
+    def __init__(self, generator, inner=None): self.generator, self.inner = generator, inner
+
+
+def test_picklable_generators_share_and_restore_state():
+    import copy
+    import pickle
+    g = torch.Generator().manual_seed(9)
+    torch.rand(3, generator=g)
+    a = _Holder(g, [_Holder(g), _Holder(None)])
+    for b in (pickle.loads(pickle.dumps(a)), copy.deepcopy(a)):
+        assert b.generator is not g and b.inner[0].generator is b.generator and b.inner[1].generator is None
+        assert torch.equal(torch.rand(5, generator=b.generator), torch.rand(5, generator=copy.deepcopy(g)))
+    assert copy.copy(a).generator is g
+
+
+def test_worker_generator_outside_workers():
+    g = torch.Generator()
+    assert worker_generator(g) is g and worker_generator(None) is None
+
+
+class _Toy(InputMixer):
+    def plan(self, x): return LinearPlan(0.5, torch.arange(x.shape[0] - 1, -1, -1))
+
+
+class _Keep(InputMixer):
+    def plan(self, x): return IdentityPlan()
+
+
+def test_random_choice_proportions_delegation_and_errors():
+    choice = RandomChoice([_Toy(3), _Keep(3)], p=[3, 1], generator=torch.Generator().manual_seed(0))
+    assert choice.p == (0.75, 0.25) and choice.num_classes == 3
+    picks = [type(choice.choose()).__name__ for _ in range(4000)]
+    assert abs(picks.count("_Toy") / 4000 - 0.75) < 0.03
+    never = RandomChoice([_Toy(3), _Keep(3)], p=[0, 1], generator=torch.Generator().manual_seed(0))
+    assert all(isinstance(never.choose(), _Keep) for _ in range(200))
+    x, y = torch.randn(4, 2), torch.tensor([0, 1, 2, 0])
+    xm, t = RandomChoice([_Toy(3)])(x, y)
+    torch.testing.assert_close(xm, (x + x.flip(0)) / 2)
+    model = nn.Linear(2, 3)
+    assert torch.isfinite(choice.loss(model, x, y)) and isinstance(choice, Objective)
+    for bad, exc, match in [(([_Toy(3), _Keep(4)],), ValueError, "agree on num_classes"),
+                            (([_Toy(3, label_smoothing=0.1), _Keep(3)],), ValueError, "agree on label_smoothing"),
+                            (([],), ValueError, "at least one"),
+                            ((_Toy(3),), TypeError, "list of InputMixers"),
+                            (([_Toy(3), ERM()],), TypeError, "must be InputMixers"),
+                            (([_Toy(3)], [0.5, 0.5]), ValueError, "p must be a list of 1"),
+                            (([_Toy(3), _Keep(3)], [-1, 2]), ValueError, "p must lie in"),
+                            (([_Toy(3), _Keep(3)], [0, 0]), ValueError, "positive")]:
+        with pytest.raises(exc, match=match):
+            RandomChoice(*bad)
+
+
+def test_input_mixer_batch_of_one_and_label_smoothing():
+    x, y = torch.randn(1, 2), torch.tensor([2])
+    xm, t = _Toy(3, label_smoothing=0.3)(x, y)
+    assert torch.equal(xm, x) and torch.equal(t, one_hot(y, 3, label_smoothing=0.3))
+    assert isinstance(_Toy(3).sample_plan(x), IdentityPlan)
+    with pytest.raises(TypeError, match="num_classes is required"):
+        _Toy()(torch.randn(4, 2), torch.tensor([0, 1, 2, 0]))
+    with pytest.raises(TypeError, match="check_finite must be True or False"):
+        _Toy(3, check_finite=1)

@@ -3,6 +3,7 @@ import pytest
 import timm
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 import torchvision
 from hypothesis import given, settings, strategies as st
 
@@ -143,7 +144,10 @@ def test_default_layers():
     (lambda: ManifoldMixup(num_classes=1), ValueError, "num_classes"),
     (lambda: ManifoldMixup(layers=[]), ValueError, "non-empty"),
     (lambda: ManifoldMixup(generator=0), TypeError, "generator"),
-    (lambda: ManifoldMixup().loss(mlp(), torch.randn(1, 6), torch.tensor([0])), ValueError, "at least 2"),
+    (lambda: ManifoldMixup().loss(mlp(), torch.randn(0, 6), torch.tensor([], dtype=torch.long)), ValueError, "the batch is empty"),
+    (lambda: ManifoldMixup().loss(mlp(), torch.randn(2, 6), [0, 1]), TypeError, "y must be a torch.Tensor"),
+    (lambda: ManifoldMixup(label_smoothing=-1), ValueError, "label_smoothing"),
+    (lambda: ManifoldMixup().loss(mlp(), torch.randn(2, 6), torch.tensor([[1.0, -1.0, 1.0]] * 2)), ValueError, "non-negative"),
     (lambda: ManifoldMixup().loss(mlp(), torch.ones(2, 6, dtype=torch.long), torch.tensor([0, 1])), TypeError, "floating-point"),
     (lambda: mixed_forward(mlp(), torch.randn(2, 6), IdentityPlan(), "9"), ValueError, "unknown layer '9'"),
 ])
@@ -169,3 +173,38 @@ def test_prob_zero_is_erm():
     logits, targets = ManifoldMixup(prob=0.0)(model, x, y)
     torch.testing.assert_close(logits, model(x))
     assert torch.equal(targets, one_hot(y, 3))
+
+
+# ------------------------------------------------------------ issues 10-11
+def test_batch_of_one_is_a_plain_forward_pass():
+    model, x, y = mlp(), torch.randn(1, 6), torch.tensor([2])
+    logits, targets = ManifoldMixup(layers=["2"], label_smoothing=0.2)(model, x, y)
+    torch.testing.assert_close(logits, model(x))
+    assert torch.equal(targets, one_hot(y, 3, label_smoothing=0.2))
+
+
+def test_label_smoothing_integer_targets_and_grad_inputs():
+    model, x, y = mlp(), torch.randn(6, 6), torch.tensor([0, 1, 2, 0, 1, 2])
+    make = lambda **kw: ManifoldMixup(num_classes=3, generator=torch.Generator().manual_seed(2), **kw)
+    base = make().loss(model, x, y)
+    torch.testing.assert_close(ManifoldMixup(generator=torch.Generator().manual_seed(2)).loss(model, x, F.one_hot(y, 3)), base)
+    plan, layer = make().sample(model, x)
+    expected = soft_target_cross_entropy(mixed_forward(model, x, plan, layer), plan.rows(one_hot(y, 3, label_smoothing=0.1)))
+    torch.testing.assert_close(make(label_smoothing=0.1).loss(model, x, y), expected)
+    xg = x.clone().requires_grad_()
+    make().loss(model, xg, y).backward()
+    assert xg.grad is not None and xg.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="non-finite"):
+        make(check_finite=True).loss(model, x / 0, y)
+
+
+def test_default_seeded_losses_are_unchanged():
+    "The same seed gives the same losses as before (values computed at commit 4364a26)."
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 3))
+    g = torch.Generator().manual_seed(123)
+    torch.randn(6, 3, 7, 9, generator=g); torch.randint(4, (6,), generator=g)  # the draws before, as when measured
+    x, y = torch.randn(5, 6, generator=g), torch.tensor([0, 1, 2, 0, 1])
+    mm = ManifoldMixup(num_classes=3, generator=torch.Generator().manual_seed(3))
+    losses = [mm.loss(net, x, y).item() for _ in range(3)]
+    assert losses == pytest.approx([1.2357347011566162, 1.2010605335235596, 1.2548091411590576], rel=1e-6)

@@ -179,8 +179,10 @@ def test_attributes_and_repr():
     (dict(prob=1.5), ValueError, r"prob must lie in \[0.0, 1.0\]"),
     (dict(mode="pair"), ValueError, r"mode must be one of \['batch', 'elem'\]"),
     (dict(num_classes=1), ValueError, "num_classes must be an int >= 2"),
-    (dict(num_classes=None), TypeError, "num_classes is required"),
     (dict(generator=0), TypeError, "generator must be a torch.Generator"),
+    (dict(partner="next"), ValueError, r"partner must be one of \['random', 'roll', 'flip'\]"),
+    (dict(label_smoothing=1.5), ValueError, r"label_smoothing must lie in \[0.0, 1.0\]"),
+    (dict(check_finite="yes"), TypeError, "check_finite must be True or False"),
 ])
 def test_constructor_errors(kwargs, exc, match):
     args = dict(alpha=1.0, num_classes=4) | kwargs
@@ -189,8 +191,12 @@ def test_constructor_errors(kwargs, exc, match):
 
 
 @pytest.mark.parametrize("make, exc, match", [
-    (lambda x, y: (x[:1], y[:1]), ValueError, "at least 2"),
+    (lambda x, y: (x[:0], y[:0]), ValueError, "the batch is empty"),
     (lambda x, y: (x, torch.full_like(y, 4)), ValueError, r"labels must lie in \[0, num_classes-1\]"),
+    (lambda x, y: (x, y.tolist()), TypeError, "y must be a torch.Tensor"),
+    (lambda x, y: (x, "cat dog"), TypeError, "y must be a torch.Tensor"),
+    (lambda x, y: (x, F.one_hot(y, 4) - 0.5), ValueError, "non-negative"),
+    (lambda x, y: (x.to("meta"), y), ValueError, "meta device"),
     (lambda x, y: (x, y - 5), ValueError, r"labels must lie in \[0, num_classes-1\]"),
     (lambda x, y: ((x * 100).to(torch.uint8), y), TypeError, "floating-point"),
     (lambda x, y: ((x * 100).long(), y), TypeError, "floating-point"),
@@ -211,3 +217,169 @@ def test_plan_errors():
         mixup_plan(4, mode="Batch")
     with pytest.raises(ValueError, match="alpha"):
         mixup_plan(4, alpha=float("nan"))
+
+
+# ------------------------------------------------------------ issues 10-11
+from mixup_lab.core import IdentityPlan, as_soft_targets, partner_index
+
+
+def test_num_classes_required_only_for_integer_labels():
+    x, y = _batch(0, 6)
+    with pytest.raises(TypeError, match="num_classes is required"):
+        Mixup(1.0)(x, y)
+    xm, t = Mixup(1.0, generator=torch.Generator().manual_seed(0))(x, F.one_hot(y, 4))
+    assert t.shape == (6, 4)
+
+
+@pytest.mark.parametrize("mode", ["batch", "elem"])
+@pytest.mark.parametrize("shape", [(3, 8, 8), (3, 120, 120)])  # below and above the gather's grain size
+def test_inputs_that_require_grad_get_gradients(mode, shape):
+    "Bug 1: the out= gathers crashed on inputs that require grad."
+    x, y = _batch(1, 4, shape)
+    xg = x.clone().requires_grad_()
+    make = lambda: Mixup(1.0, num_classes=4, mode=mode, generator=torch.Generator().manual_seed(0))
+    xm, t = make()(xg, y)
+    assert xm.requires_grad and torch.equal(xm.detach(), make()(x, y)[0])  # the same bits with autograd
+    xm.sum().backward()
+    # d Σ mixed / d x_j = λ_j + Σ_{i: π(i) = j} (1 − λ_i) = 1 for a permutation
+    torch.testing.assert_close(xg.grad, torch.ones_like(x))
+
+
+def test_requires_grad_through_sem_and_synermix():
+    "Bug 1 reached SEM and SynerMix with a mixup inter term."
+    from mixup_lab.sem import SemanticEquivariantMixup
+    from mixup_lab.synermix import SynerMix
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(60, 8), nn.ReLU(), nn.Linear(8, 4))
+    x, y = _batch(2, 6)
+    for objective in (SemanticEquivariantMixup(Mixup(1.0, num_classes=4, generator=torch.Generator().manual_seed(0))),
+                      SynerMix(4, beta=0.5, inter=Mixup(1.0, num_classes=4, generator=torch.Generator().manual_seed(0)))):
+        xg = x.clone().requires_grad_()
+        objective.loss(model, xg, y).backward()
+        assert xg.grad is not None and xg.grad.abs().sum() > 0, type(objective).__name__
+
+
+@pytest.mark.parametrize("mode", ["batch", "elem"])
+@pytest.mark.parametrize("prob", [0.0, 1.0])
+def test_batch_of_one_passes_through(mode, prob):
+    "Bug 2: a DataLoader's last batch of one sample crashed the epoch."
+    x, y = _batch(3, 1)
+    for eps in (0.0, 0.1):
+        xm, t = Mixup(1.0, num_classes=4, prob=prob, mode=mode, label_smoothing=eps)(x, y)
+        assert torch.equal(xm, x) and torch.equal(t, one_hot(y, 4, label_smoothing=eps))
+    model = nn.Sequential(nn.Flatten(), nn.Linear(60, 4))
+    torch.testing.assert_close(Mixup(1.0, num_classes=4).loss(model, x, y), F.cross_entropy(model(x), y))
+
+
+@pytest.mark.parametrize("dtype", [torch.int64, torch.int32, torch.uint8, torch.bool])
+def test_integer_one_hot_targets_are_accepted(dtype):
+    "Bug 4: integer (B, K) one-hot labels were refused with a message about shape (B,)."
+    x, y = _batch(4, 6)
+    make = lambda k: Mixup(1.0, num_classes=k, generator=torch.Generator().manual_seed(0))
+    xm, t = make(None)(x, F.one_hot(y, 4).to(dtype))  # num_classes read off the targets
+    xl, tl = make(4)(x, y)
+    assert torch.equal(xm, xl)
+    torch.testing.assert_close(t, tl)
+    with pytest.raises(ValueError, match=r"\(B, 5\)"):
+        make(5)(x, F.one_hot(y, 4).to(dtype))
+
+
+def test_negative_soft_targets_are_refused():
+    "Issue 11, item 9: negative targets make the loss unbounded below."
+    x, y = _batch(5, 6)
+    bad = torch.softmax(torch.randn(6, 4), 1) - 0.3
+    for mixer in (Mixup(1.0, num_classes=4), Mixup(1.0, num_classes=4, mode="elem", prob=0.0)):
+        with pytest.raises(ValueError, match="non-negative"):
+            mixer(x, bad)
+
+
+def test_check_finite_option():
+    x, y = _batch(6, 6)
+    x[2, 1, 0, 0] = float("nan")
+    Mixup(1.0, num_classes=4)(x, y)  # off by default: no pass over the batch
+    with pytest.raises(ValueError, match=r"x has 1 non-finite value\(s\)"):
+        Mixup(1.0, num_classes=4, check_finite=True)(x, y)
+    with pytest.raises(ValueError, match="non-finite"):
+        Mixup(1.0, num_classes=4, check_finite=True).sample_plan(x)
+    soft = F.one_hot(y, 4).float(); soft[0, 0] = float("inf")
+    with pytest.raises(ValueError, match="y has 1 non-finite"):
+        Mixup(1.0, num_classes=4, check_finite=True)(x.nan_to_num(), soft)
+
+
+@pytest.mark.parametrize("eps", [0.0, 0.1, 0.3])
+@pytest.mark.parametrize("elem", [False, True])
+def test_label_smoothing_equals_timm_mixup_target(eps, elem):
+    "timm's mixup_target(target, K, lam, smoothing) with timm's flip partner and the same λ."
+    from timm.data.mixup import mixup_target
+    x, y = _batch(7, 8)
+    g = torch.Generator().manual_seed(0)
+    lam = torch.rand(8, generator=g) if elem else 0.37
+    plan = MixupPlan(lam, partner_index(8, "flip"))
+    timm_lam = lam.unsqueeze(1) if elem else lam
+    torch.testing.assert_close(plan.targets(y, 4, eps), mixup_target(y, 4, lam=timm_lam, smoothing=eps))
+    torch.testing.assert_close(plan.rows(as_soft_targets(y, 4, label_smoothing=eps)), mixup_target(y, 4, lam=timm_lam, smoothing=eps))
+
+
+def test_label_smoothing_end_to_end_against_timm():
+    "The whole call, with timm's draws (NumPy's global RNG) fed into our plan, equals timm.data.Mixup with smoothing."
+    timm_data = pytest.importorskip("timm.data")
+    import numpy as np
+    x, y = _batch(8, 8)
+    tm = timm_data.Mixup(mixup_alpha=1.0, cutmix_alpha=0.0, label_smoothing=0.1, num_classes=4)
+    np.random.seed(1)
+    xt, tt = tm(x.clone(), y)
+    np.random.seed(1)
+    np.random.rand()
+    lam = float(np.random.beta(1.0, 1.0))
+    mixer = Mixup(1.0, num_classes=4, partner="flip", label_smoothing=0.1)
+    plan = MixupPlan(lam, partner_index(8, mixer.partner))
+    torch.testing.assert_close(plan.inputs(x), xt)
+    torch.testing.assert_close(plan.targets(y, 4, mixer.label_smoothing), tt)
+
+
+def test_roll_partner_equals_torchvision_mixup():
+    "torchvision's v2.MixUp rolls the batch: with its λ (drawn from torch's global RNG) we give the same batch and targets."
+    from torchvision.transforms import v2
+    x, y = _batch(9, 8)
+    tv = v2.MixUp(alpha=1.0, num_classes=4)
+    torch.manual_seed(3)
+    xt, tt = tv(x, y)
+    torch.manual_seed(3)
+    lam = float(tv._dist.sample(()))
+    plan = MixupPlan(lam, partner_index(8, "roll"))
+    torch.testing.assert_close(plan.inputs(x), xt)
+    torch.testing.assert_close(plan.targets(y, 4), tt)
+    assert torch.equal(Mixup(1.0, num_classes=4, partner="roll").plan(x).perm, partner_index(8, "roll"))
+
+
+def test_partner_rules_and_unmixed_fraction():
+    g = torch.Generator().manual_seed(0)
+    fixed = torch.stack([mixup_plan(2, 1.0, generator=g).perm for _ in range(4000)]) == torch.arange(2)
+    assert abs(fixed.all(1).float().mean().item() - 0.5) < 0.03  # randperm leaves a batch of 2 unmixed half of the time
+    for b in (2, 5, 8):
+        assert (mixup_plan(b, partner="roll").perm != torch.arange(b)).all()
+    assert (mixup_plan(5, partner="flip").perm == torch.arange(5)).sum() == 1  # the middle sample of an odd batch
+    assert repr(Mixup(1.0, num_classes=3, partner="roll", label_smoothing=0.1)) == \
+        "Mixup(alpha=1, num_classes=3, prob=1, mode='batch', partner='roll', label_smoothing=0.1)"
+
+
+def test_elem_mode_coin_is_per_sample():
+    "timm's mode='elem' tosses the prob coin per element; unmixed samples are exactly their own image and label."
+    x, y = _batch(10, 512, (2, 2, 2))
+    plan = Mixup(1.0, num_classes=4, prob=0.4, mode="elem", generator=torch.Generator().manual_seed(0)).sample_plan(x)
+    kept = plan.lam == 1
+    assert abs(kept.float().mean().item() - 0.6) < 0.06
+    xm, t = plan.inputs(x), plan.targets(y, 4)
+    assert torch.equal(xm[kept], x[kept]) and torch.equal(t[kept], one_hot(y, 4)[kept])
+    assert isinstance(Mixup(1.0, num_classes=4, prob=0.0, mode="elem").sample_plan(x), IdentityPlan)
+
+
+def test_default_seeded_draws_are_unchanged():
+    "Bit-identity with the earlier version: the same seed draws the same λ and permutation (values drawn by commit 4364a26)."
+    x = torch.zeros(6, 3, 7, 9)
+    m = Mixup(1.0, num_classes=4, generator=torch.Generator().manual_seed(7))
+    expected = [(0.59042586322727, [2, 4, 5, 0, 3, 1]), (0.8101470653991087, [1, 4, 3, 5, 0, 2]),
+                (0.5844156741535657, [0, 2, 1, 5, 3, 4])]
+    for lam, perm in expected:
+        plan = m.sample_plan(x)
+        assert plan.lam == lam and plan.perm.tolist() == perm

@@ -150,7 +150,8 @@ def test_unsupported_model_and_bad_batches():
     sem = SemanticEquivariantMixup(num_classes=3)
     with pytest.raises(TypeError, match="features="): sem.loss(Opaque(), x, y)
     with pytest.raises(ValueError, match="same batch size"): sem.loss(relu_net(), x, y[:4])
-    with pytest.raises(ValueError, match="at least 2"): sem.loss(relu_net(), x[:1], y[:1])
+    with pytest.raises(ValueError, match="the batch is empty"): sem.loss(relu_net(), x[:0], y[:0])
+    with pytest.raises(TypeError, match="y must be a torch.Tensor"): sem.loss(relu_net(), x, y.tolist())
 
 
 MIXERS = {"mixup": lambda s: Mixup(alpha=1.0, num_classes=3, generator=s),
@@ -201,3 +202,36 @@ def test_supported_models_same_seed_same_loss(make):
         first.backward()
         assert torch.isfinite(first) and all(p.grad is not None for p in model.parameters()), kind
     assert type(model).forward is forward and not any(m._forward_hooks for m in model.modules())
+
+
+# ------------------------------------------------------------ issues 10-11
+def test_batch_of_one_has_zero_regularizer():
+    model, (x, y) = relu_net(), batch(0, 1)
+    out = SemanticEquivariantMixup(mixer()).losses(model, x, y)
+    assert out["regularizer"].item() == 0.0
+    torch.testing.assert_close(out["loss"], F.cross_entropy(model(x), y))
+
+
+@pytest.mark.parametrize("kind", ["mixup", "mixup-elem", "cutmix", "zeta"])
+def test_inputs_that_require_grad(kind):
+    "Issue 10, bug 1: SEM with a mixup (or CutMix) mixer crashed on inputs that require grad."
+    model = image_cnn()
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(6, 3, 12, 12, generator=g), torch.randint(3, (6,), generator=g)
+    xg = x.clone().requires_grad_()
+    SemanticEquivariantMixup(MIXERS[kind](torch.Generator().manual_seed(1))).loss(model, xg, y).backward()
+    assert xg.grad is not None and xg.grad.abs().sum() > 0
+
+
+def test_label_smoothing_random_choice_and_inferred_classes():
+    from mixup_lab.cutmix import mixup_cutmix
+    model, (x, y) = relu_net(), batch()
+    out = SemanticEquivariantMixup(Mixup(1.0, num_classes=3, prob=0.0, label_smoothing=0.1)).losses(model, x, y)
+    torch.testing.assert_close(out["loss"], F.cross_entropy(model(x), y, label_smoothing=0.1))
+    no_k = SemanticEquivariantMixup(Mixup(1.0, generator=torch.Generator().manual_seed(0)))
+    with_k = SemanticEquivariantMixup(Mixup(1.0, num_classes=3, generator=torch.Generator().manual_seed(0)))
+    torch.testing.assert_close(no_k.loss(model, x, y), with_k.loss(model, x, y))  # K read off the logits
+    both = SemanticEquivariantMixup(mixup_cutmix(3, generator=torch.Generator().manual_seed(0)), weight=0.5)
+    model = image_cnn()
+    xi, yi = torch.randn(4, 3, 12, 12), torch.tensor([0, 1, 2, 0])
+    assert torch.isfinite(both.loss(model, xi, yi))

@@ -171,14 +171,13 @@ x4, y4 = torch.randn(4, 3), torch.tensor([0, 1, 2, 0])
     (lambda: ZetaMixup(-2.0, num_classes=3), ValueError, "gamma"),
     (lambda: ZetaMixup(float("nan"), num_classes=3), ValueError, "gamma"),
     (lambda: ZetaMixup("2.8", num_classes=3), TypeError, "gamma"),
-    (lambda: ZetaMixup(2.8), TypeError, "num_classes"),
     (lambda: ZetaMixup(2.8, num_classes=3, n_mix=1), ValueError, "n_mix"),
     (lambda: ZetaMixup(2.8, num_classes=3, n_mix=3.0), TypeError, "n_mix"),
-    (lambda: ZetaMixup(2.8, num_classes=3, n_mix=5)(x4, y4), ValueError, "n_mix"),
-    (lambda: ZetaMixup(2.8, num_classes=3, n_mix=5, prob=0.0)(x4, y4), ValueError, "n_mix"),
     (lambda: ZetaMixup(2.8, num_classes=3, prob=-0.1), ValueError, "prob"),
     (lambda: ZetaMixup(2.8, num_classes=3, prob=1.1), ValueError, "prob"),
-    (lambda: ZetaMixup(2.8, num_classes=3)(x4[:1], y4[:1]), ValueError, "at least 2"),
+    (lambda: ZetaMixup(2.8, num_classes=3)(x4[:0], y4[:0]), ValueError, "the batch is empty"),
+    (lambda: ZetaMixup(2.8, num_classes=3)(x4, y4.tolist()), TypeError, "y must be a torch.Tensor"),
+    (lambda: ZetaMixup(2.8)(x4, y4), TypeError, "num_classes is required"),
     (lambda: ZetaMixup(2.8, num_classes=3)(x4, y4 + 3), ValueError, "num_classes-1"),
     (lambda: ZetaMixup(2.8, num_classes=3)(x4.to(torch.uint8), y4), TypeError, "floating-point"),
     (lambda: ZetaMixup(2.8, num_classes=3)(x4, y4[:3]), ValueError, "same batch size"),
@@ -191,3 +190,58 @@ x4, y4 = torch.randn(4, 3), torch.tensor([0, 1, 2, 0])
 def test_bad_input(bad, error, match):
     with pytest.raises(error, match=match):
         bad()
+
+
+# ------------------------------------------------------------ issues 10-11
+@settings(max_examples=30, deadline=None)
+@given(st.integers(1, 7), st.integers(2, 12), st.floats(0.0, 1.0), seeds)
+def test_n_mix_larger_than_the_batch_mixes_min_n_b(batch, n_mix, prob, seed):
+    "Issue 10, bug 3: ZetaMixup(n_mix=N) on a batch smaller than N (a short last batch) crashed."
+    g = torch.Generator().manual_seed(seed)
+    x, y = torch.randn(batch, 3, 4, generator=g), torch.randint(3, (batch,), generator=g)
+    xm, t = ZetaMixup(2.0, num_classes=3, n_mix=n_mix, prob=prob, generator=torch.Generator().manual_seed(seed))(x, y)
+    assert xm.shape == x.shape and t.shape == (batch, 3)
+    torch.testing.assert_close(t.sum(1), torch.ones(batch), rtol=0, atol=1e-5)
+    if batch >= 2:
+        plan = ZetaMixup(2.0, num_classes=3, n_mix=n_mix, generator=torch.Generator().manual_seed(seed)).plan(x)
+        assert plan.index.shape == (batch, min(n_mix, batch))
+    else:
+        assert torch.equal(xm, x) and torch.equal(t, one_hot(y, 3))
+
+
+def test_short_batch_inside_fit():
+    from torch.utils.data import TensorDataset
+    from mixup_lab.train import fit
+    torch.manual_seed(0)
+    data = TensorDataset(torch.randn(10, 4), torch.arange(10) % 2)  # batches of 4, 4 and 2 for n_mix=4
+    model = torch.nn.Sequential(torch.nn.Linear(4, 2))
+    history = fit(model, ZetaMixup(2.0, num_classes=2, n_mix=4), data, data, epochs=1, batch_size=4, lr=0.1, progress=False)
+    assert len(history) == 1
+
+
+def test_one_nan_spreads_unless_checked():
+    "Issue 11, item 12: exact ζ-mixup spreads one NaN pixel to every sample; check_finite=True refuses the batch."
+    x, y = torch.randn(6, 3, 4, 4), torch.randint(3, (6,))
+    x[2, 1, 0, 0] = float("nan")
+    xm, _ = ZetaMixup(2.8, num_classes=3)(x, y)
+    assert xm.flatten(1).isnan().any(1).all()
+    with pytest.raises(ValueError, match=r"x has 1 non-finite value\(s\) of 288 \(1 NaN, 0 ±Inf\)"):
+        ZetaMixup(2.8, num_classes=3, check_finite=True)(x, y)
+
+
+def test_label_smoothing_and_integer_one_hot_targets():
+    x, y = torch.randn(6, 3), torch.randint(3, (6,))
+    make = lambda **kw: ZetaMixup(2.8, generator=torch.Generator().manual_seed(0), **kw)
+    _, t_int = make()(x, torch.nn.functional.one_hot(y, 3))
+    _, t_lab = make(num_classes=3)(x, y)
+    torch.testing.assert_close(t_int, t_lab)
+    _, t_s = make(num_classes=3, label_smoothing=0.3)(x, y)
+    torch.testing.assert_close(t_s, 0.7 * t_lab + 0.1)  # smoothing commutes with a convex mix
+
+
+def test_default_seeded_draws_are_unchanged():
+    "The same seed draws the same orderings as before (values drawn by commit 4364a26)."
+    m = ZetaMixup(2.0, num_classes=4, n_mix=3, generator=torch.Generator().manual_seed(7))
+    x = torch.zeros(6, 3, 7, 9)
+    assert m.sample_plan(x).index.tolist() == [[0, 3, 1], [1, 4, 5], [2, 1, 3], [3, 2, 4], [4, 3, 1], [5, 2, 3]]
+    assert m.sample_plan(x).index.tolist() == [[0, 2, 5], [1, 2, 4], [2, 1, 3], [3, 4, 5], [4, 5, 2], [5, 2, 3]]
