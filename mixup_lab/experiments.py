@@ -536,13 +536,12 @@ def run_grid(runs: Iterable[Run],  # the grid; duplicates are run once
         if r.run_id not in records:
             todo.append((r, None)); continue
         path, rec = records[r.run_id]
-        if rec.get("status") == "failed":
-            if retry_failed: todo.append((r, _file_digest(path)))
-            continue
-        problem = _stale_problem(rec, r, source_of, cache)
+        problem = _stale_problem(rec, r, source_of, cache)  # failed records too: on other data it may not fail
         if problem:
             stale_found[path] = problem
             if stale == "retrain": todo.append((r, _file_digest(path)))
+        elif rec.get("status") == "failed" and retry_failed:
+            todo.append((r, _file_digest(path)))
     if stale_found and stale == "raise": raise StaleRecordsError(runs_dir, stale_found)
     if todo:
         _check_writable(runs_dir, "results folder")
