@@ -80,7 +80,9 @@ def saliency_map(x: torch.Tensor,  # (B, ..., H, W) images; the dimensions betwe
         size = _check_size(size, "size")
         work = (min(height, size), min(width, size))  # shrink large images, never up-sample small ones
         sigma = sigma * min(work) / size
-    return _resize(spectral_residual(_resize(grey, work), sigma), (height, width))
+    # float32 whatever autocast says: the FFTs, logs and the cached blur matrices need it (and stay float32 in the cache)
+    with torch.autocast(grey.device.type, enabled=False):
+        return _resize(spectral_residual(_resize(grey, work), sigma), (height, width))
 
 def saliency_peak(saliency: torch.Tensor,  # (B, H, W) maps
                  ) -> torch.Tensor:  # (B, 2) long: (row, column) of each map's maximum (the first, if tied)
@@ -91,11 +93,11 @@ def saliency_peak(saliency: torch.Tensor,  # (B, H, W) maps
 
 # %% ../nbs/19_saliencymix.ipynb #fd0af2a3
 def _peak_boxes(height: int, width: int, lam: float, peaks: torch.Tensor) -> torch.Tensor:
+    # the authors' saliency_bbox, as CutMix's rand_bbox: cut = int(n·√(1−λ₀)), cut // 2 on each side of the peak
     side = math.sqrt(1.0 - lam)
-    cut_h, cut_w = round(height * side), round(width * side)
-    top, left = peaks[:, 0] - cut_h // 2, peaks[:, 1] - cut_w // 2
-    return torch.stack((top.clamp(0, height), (top + cut_h).clamp(0, height),
-                        left.clamp(0, width), (left + cut_w).clamp(0, width)), 1)
+    half_h, half_w = int(height * side) // 2, int(width * side) // 2
+    return torch.stack(((peaks[:, 0] - half_h).clamp(0, height), (peaks[:, 0] + half_h).clamp(0, height),
+                        (peaks[:, 1] - half_w).clamp(0, width), (peaks[:, 1] + half_w).clamp(0, width)), 1)
 
 def peak_boxes(height: int,  # H
                width: int,  # W

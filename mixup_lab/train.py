@@ -5,10 +5,17 @@
 # %% ../nbs/20_train.ipynb #fd355224
 from __future__ import annotations
 
+import functools
+import glob
+import hashlib
 import inspect
+import json
 import math
 import os
 import random
+import re
+import socket
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -19,16 +26,17 @@ import pandas as pd
 import torch
 import torch.distributed as dist
 import torch.nn as nn
-from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset, TensorDataset
 from tqdm import tqdm  # plain text bars: no ipywidgets needed in notebooks
 
 from .core import (ERM, as_soft_targets, check_choice, check_num_classes, check_positive,
                             soft_target_cross_entropy)
 
 # %% auto #0
-__all__ = ['OBJECTIVES', 'METHOD_CLASSES', 'SCHEDULES', 'get_objective', 'stream_seed', 'objective_generators',
-           'loader_generators', 'to_device', 'resolve_device', 'evaluate', 'resolve_corruptions', 'corrupted_accuracy',
-           'atomic_write', 'atomic_save', 'ObjectiveStep', 'fit', 'same_weights']
+__all__ = ['OBJECTIVES', 'METHOD_CLASSES', 'TEMPORARY_MAX_AGE', 'SCHEDULES', 'get_objective', 'stream_seed',
+           'objective_generators', 'loader_generators', 'to_device', 'resolve_device', 'auto_num_workers', 'evaluate',
+           'resolve_corruptions', 'corrupted_accuracy', 'atomic_write', 'atomic_save', 'remove_stale_temporaries',
+           'config_differences', 'CheckpointError', 'ObjectiveStep', 'NonFiniteLossError', 'fit', 'same_weights']
 
 # %% ../nbs/20_train.ipynb #403f90af
 OBJECTIVES = ("erm", "mixup", "cutmix", "mixup_cutmix", "manifold", "zeta", "snapmix", "synermix_intra", "synermix", "sem",
@@ -170,7 +178,7 @@ def to_device(batch,  # a tensor, or nested tuples/lists of tensors
               device: torch.device | str,
               channels_last: bool = False,  # store 4-D floating tensors in channels-last format
              ):
-    "Move a (nested) batch to `device`."
+    "Move a (nested) batch to `device` (non-blocking on CUDA)."
     if isinstance(batch, torch.Tensor):
         non_blocking = torch.device(device).type == "cuda"
         if channels_last and batch.ndim == 4 and batch.dtype.is_floating_point:
@@ -179,15 +187,85 @@ def to_device(batch,  # a tensor, or nested tuples/lists of tensors
     if isinstance(batch, (tuple, list)): return type(batch)(to_device(b, device, channels_last) for b in batch)
     return batch
 
+def _nvidia_gpu_present() -> bool:
+    "True when the operating system shows an NVIDIA GPU (device nodes or the driver's entries), whatever torch thinks."
+    return bool(glob.glob("/dev/nvidia[0-9]*")) or bool(glob.glob("/proc/driver/nvidia/gpus/*"))
+
+def _gpus_hidden() -> bool:
+    "CUDA_VISIBLE_DEVICES hides every GPU on purpose ('' or '-1')."
+    value = os.environ.get("CUDA_VISIBLE_DEVICES")
+    return value is not None and value.strip() in ("", "-1")
+
+@functools.lru_cache(maxsize=1)
+def _cuda_problem() -> str | None:
+    "Why CUDA cannot be used although this machine has an NVIDIA GPU; None when it works, or when there is no GPU to use."
+    if torch.cuda.is_available():
+        try:
+            torch.zeros(1, device="cuda").add_(1)  # creates a context: a driver or device fault shows here
+            torch.cuda.synchronize()
+        except RuntimeError as e:
+            return f"CUDA initialisation failed: {e}"
+        return None
+    if _gpus_hidden() or not _nvidia_gpu_present(): return None
+    if torch.version.cuda is None: return f"this torch build ({torch.__version__}) has no CUDA support"
+    try: torch.cuda.init()
+    except Exception as e: return f"{type(e).__name__}: {e}"
+    return "torch.cuda.is_available() is False"
+
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    "'auto' -> the CUDA device of this process (LOCAL_RANK) if there is one, else the CPU."
+    "'auto': this process's CUDA device (LOCAL_RANK) when CUDA works, the CPU when there is no GPU; an error when a GPU is there but unusable."
     if isinstance(device, str) and device == "auto":
+        problem = _cuda_problem()
+        if problem is not None:
+            raise RuntimeError(
+                f"device='auto': this machine has an NVIDIA GPU but CUDA cannot use it ({problem}), so training would "
+                "silently run on the CPU. Fix the torch/driver install (python -c 'import torch; torch.cuda.init()' "
+                "shows the cause), or pass device='cpu' to train on the CPU on purpose.")
         if not torch.cuda.is_available(): return torch.device("cpu")
         return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)) % torch.cuda.device_count())
     device = torch.device(device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device='cuda' was requested but CUDA is not available; use device='auto' or 'cpu'")
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            problem = _cuda_problem()
+            raise ValueError("device='cuda' was requested but CUDA is not available"
+                             + (f" ({problem})" if problem else "") + "; use device='auto' or 'cpu'")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ValueError(f"device={str(device)!r}: this process sees {torch.cuda.device_count()} GPU(s) "
+                             f"(CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES')!r})")
     return device
+
+def _dataset_of(data):
+    return data.dataset if isinstance(data, DataLoader) else data
+
+def _base_dataset(dataset, max_depth: int = 10):
+    "The dataset under Subset / TwoViews / CorruptedDataset-style wrappers (anything with a `.dataset`)."
+    for _ in range(max_depth):
+        if not hasattr(dataset, "dataset"): break
+        dataset = dataset.dataset
+    return dataset
+
+def _reads_files(dataset) -> bool:
+    "A torchvision DatasetFolder (ImageFolder): every item decodes an image file."
+    folders = sys.modules.get("torchvision.datasets")  # imported already if the dataset is one
+    return folders is not None and isinstance(dataset, folders.DatasetFolder)
+
+def auto_num_workers(data,  # a Dataset or DataLoader
+                     device: str | torch.device,  # where the batches go
+                    ) -> int:
+    "DataLoader workers where they pay off: 0 for in-memory tensors, min(8, CPUs − 1) for image files and for other datasets on CUDA."
+    base = _base_dataset(_dataset_of(data))
+    if isinstance(base, TensorDataset): return 0
+    if not _reads_files(base) and torch.device(device).type != "cuda": return 0
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(0, min(8, cpus - 1))
+
+def _resolve_workers(num_workers, data, device) -> int:
+    if isinstance(num_workers, str):
+        check_choice(num_workers, "num_workers", ["auto"])
+        return auto_num_workers(data, device)
+    if isinstance(num_workers, bool) or not isinstance(num_workers, (int, np.integer)) or num_workers < 0:
+        raise ValueError(f"num_workers must be 'auto' or an int >= 0, got {num_workers!r}")
+    return int(num_workers)
 
 # %% ../nbs/20_train.ipynb #3eb17d17
 def _world() -> tuple[int, int]:
@@ -204,7 +282,7 @@ def _train_loader(data, batch_size: int, seed: int, rank: int, world: int, num_w
         dataset, batch_size = data.dataset, data.batch_size
         extra = dict(collate_fn=data.collate_fn, num_workers=data.num_workers, pin_memory=data.pin_memory)
     else:
-        dataset, extra = data, dict(num_workers=num_workers, pin_memory=device.type == "cuda")
+        dataset, extra = data, dict(num_workers=num_workers, pin_memory=torch.device(device).type == "cuda")
     gen = torch.Generator()
     if world > 1:
         sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True, seed=seed)
@@ -213,7 +291,7 @@ def _train_loader(data, batch_size: int, seed: int, rank: int, world: int, num_w
     return DataLoader(dataset, batch_size, shuffle=True, drop_last=len(dataset) % batch_size == 1,
                       generator=gen, **extra)
 
-def _eval_loader(data, batch_size: int, rank: int, world: int) -> DataLoader:
+def _eval_loader(data, batch_size: int, rank: int, world: int, num_workers: int = 0, pin_memory: bool = False) -> DataLoader:
     "A loader over this rank's share of `data` (every `world`-th sample, no padding) that leaves global RNGs alone."
     if getattr(data, "shards_itself", False):  # e.g. loader.DeviceLoader: its DDP shards are padded, so exact on one process only
         if world == 1: return data
@@ -225,7 +303,8 @@ def _eval_loader(data, batch_size: int, rank: int, world: int) -> DataLoader:
     else:
         dataset, collate = data, None
     if world > 1: dataset = Subset(dataset, range(rank, len(dataset), world))
-    return DataLoader(dataset, batch_size, shuffle=False, collate_fn=collate, generator=torch.Generator())
+    return DataLoader(dataset, batch_size, shuffle=False, collate_fn=collate, generator=torch.Generator(),
+                      num_workers=num_workers, pin_memory=pin_memory)
 
 # %% ../nbs/20_train.ipynb #ffda6af6
 def _model_device(model: nn.Module) -> torch.device:
@@ -241,14 +320,16 @@ def evaluate(model: nn.Module,
              batch_size: int = 256,  # used when `data` is a Dataset
              amp: bool = False,  # bf16 autocast (CUDA only)
              channels_last: bool = False,
+             num_workers: int | str = "auto",  # loader workers when `data` is a Dataset (see `auto_num_workers`)
             ) -> dict:  # {"loss": mean cross-entropy, "acc": accuracy in [0, 1]}
     "Mean cross-entropy and accuracy of `model` on `data` (exact under torch.distributed: shards are all-reduced)."
     device = _model_device(model) if device is None else resolve_device(device)
+    workers = _resolve_workers(num_workers, data, device)
     rank, world = _world()
     was_training = model.training
     model.eval()
     totals = torch.zeros(3, dtype=torch.float64, device=device)  # loss sum, correct, count
-    for x, y in _eval_loader(data, batch_size, rank, world):
+    for x, y in _eval_loader(data, batch_size, rank, world, workers, device.type == "cuda"):
         x, y = to_device((_clean_view(x), y), device, channels_last)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
             logits = model(x)
@@ -264,9 +345,6 @@ def evaluate(model: nn.Module,
     return {"loss": loss / count, "acc": correct / count}
 
 # %% ../nbs/20_train.ipynb #bd949793
-def _dataset_of(data):
-    return data.dataset if isinstance(data, DataLoader) else data
-
 def resolve_corruptions(corruptions,  # None, "all", or a list of (name, severity)
                        ) -> list[tuple[str, int]]:
     "The list of (name, severity) pairs to evaluate; 'all' is every corruption of `data.CORRUPTIONS` at severities 1-5."
@@ -294,27 +372,59 @@ def corrupted_accuracy(model: nn.Module,
                        batch_size: int = 256,
                        amp: bool = False,  # bf16 autocast (CUDA only)
                        channels_last: bool = False,
+                       num_workers: int | str = "auto",  # loader workers (the corruption runs in them)
                        **kwargs,  # passed to `data.CorruptedDataset` (e.g. normalize=)
                       ) -> dict:  # {"acc_<name>_<severity>": acc, ..., "corrupt_acc": mean}
     "Accuracy of `model` on corrupted copies of the test set, one per (name, severity), and their mean."
     from mixup_lab.data import CorruptedDataset
     pairs = resolve_corruptions(corruptions)
     accs = {f"acc_{name}_{severity}": evaluate(model, CorruptedDataset(_dataset_of(data), name, severity, seed=seed, **kwargs),
-                                               device, batch_size, amp, channels_last)["acc"]
+                                               device, batch_size, amp, channels_last, num_workers)["acc"]
             for name, severity in pairs}
     if accs: accs["corrupt_acc"] = float(np.mean(list(accs.values())))
     return accs
 
 # %% ../nbs/20_train.ipynb #12a659ba
+def _owner() -> str:
+    "'<host>-<pid>' of this process, safe in a file name ('-' only before the pid): names the writer of a temporary file."
+    return f"{re.sub(r'[^A-Za-z0-9_]', '_', socket.gethostname()) or 'host'}-{os.getpid()}"
+
+def _process_alive(pid) -> bool:
+    "Whether process `pid` runs on this host (a zombie counts as dead)."
+    try: pid = int(pid)
+    except (TypeError, ValueError): return False
+    if pid <= 0: return False
+    try: os.kill(pid, 0)
+    except ProcessLookupError: return False
+    except PermissionError: return True  # someone else's process
+    try:
+        with open(f"/proc/{pid}/stat") as f: return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError): return True
+
+def _owner_alive(host: str, pid) -> bool | None:
+    "True/False for a writer on this host; None when it runs elsewhere (its liveness cannot be checked from here)."
+    if re.sub(r"[^A-Za-z0-9_]", "_", str(host)) != _owner().rsplit("-", 1)[0]: return None
+    return _process_alive(pid)
+
+def _umask() -> int:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"): return int(line.split()[1], 8)
+    except (OSError, ValueError): pass
+    mask = os.umask(0o022); os.umask(mask)  # elsewhere: read it by setting it (restored at once)
+    return mask
+
 def atomic_write(path: str | os.PathLike,  # the file to (re)place
                  write: Callable[[str], None],  # writes the whole content to the temporary path it is given
                 ) -> Path:
     "Call `write` on a temporary file next to `path`, then rename it onto `path` (atomic on POSIX); no temporary file survives a failure."
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{_owner()}.", suffix=".tmp")
     os.close(fd)
     try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's 0600 would hide records and tables from the user's group
         write(tmp)
         os.replace(tmp, path)
     except BaseException:
@@ -326,13 +436,132 @@ def atomic_save(obj, path: str | os.PathLike):
     "`torch.save` to a temporary file next to `path`, then rename it onto `path` (atomic on POSIX)."
     atomic_write(path, lambda tmp: torch.save(obj, tmp))
 
-def _load_checkpoint(path: Path, config: dict) -> dict:
-    state = torch.load(path, map_location="cpu", weights_only=False)  # our own file: holds RNG states
-    diff = {k: (state["config"].get(k), v) for k, v in config.items() if state["config"].get(k) != v}
+TEMPORARY_MAX_AGE = 3600.0  # seconds after which a temporary file of a writer on another host counts as abandoned
+
+def remove_stale_temporaries(folder: str | os.PathLike,  # a folder that `atomic_write` writes into
+                             max_age: float = TEMPORARY_MAX_AGE,  # seconds; for writers whose liveness is unknown
+                            ) -> list[Path]:  # the files removed
+    "Remove the temporary files that killed `atomic_write` calls left behind: their writer is gone from this host, or they are older than `max_age`."
+    removed, now = [], time.time()
+    for tmp in Path(folder).glob(".*.tmp"):
+        parts = tmp.name[1:-len(".tmp")].rsplit(".", 2)  # target, owner, random part of mkstemp
+        alive = None
+        if len(parts) == 3 and "-" in parts[1]:
+            alive = _owner_alive(*parts[1].rsplit("-", 1))
+        try:
+            if alive is False or (alive is None and now - tmp.stat().st_mtime > max_age):
+                tmp.unlink(); removed.append(tmp)
+        except FileNotFoundError: pass  # finished (or cleaned) meanwhile
+    return removed
+
+# %% ../nbs/20_train.ipynb #95840415
+_NOT_IDENTITY = ("generator", "check_finite", "training")  # attributes that do not change what a run computes
+
+def _digest(data: bytes, n: int = 16) -> str:
+    return hashlib.sha1(data).hexdigest()[:n]
+
+def _tensor_digest(t: torch.Tensor) -> str:
+    t = t.detach().cpu().contiguous()
+    return _digest(f"{t.dtype}{tuple(t.shape)}".encode() + t.reshape(-1).view(torch.uint8).numpy().tobytes())
+
+def _describe(obj, depth: int = 0, max_depth: int = 4):
+    "A JSON description of an object's configuration: its class and public attributes, recursively (tensors by hash)."
+    if obj is None or isinstance(obj, (bool, str)): return obj
+    if isinstance(obj, (int, np.integer)): return int(obj)
+    if isinstance(obj, (float, np.floating)): return float(obj) if math.isfinite(obj) else str(float(obj))
+    if isinstance(obj, torch.Tensor):
+        return {"tensor": list(obj.shape), "dtype": str(obj.dtype),
+                **({"sha1": _tensor_digest(obj)} if obj.numel() <= 1_000_000 else {})}
+    if isinstance(obj, (list, tuple)): return [_describe(v, depth, max_depth) for v in obj]
+    if isinstance(obj, dict): return {str(k): _describe(v, depth, max_depth) for k, v in obj.items()}
+    name = f"{type(obj).__module__}.{type(obj).__qualname__}"
+    if depth >= max_depth or not hasattr(obj, "__dict__") or isinstance(obj, (torch.Generator, type)): return name
+    attrs = {k: v for k, v in vars(obj).items() if not k.startswith("_") and k not in _NOT_IDENTITY}
+    if isinstance(obj, nn.Module): attrs.update(obj.named_children())
+    return {"class": name, **{k: _describe(attrs[k], depth + 1, max_depth) for k in sorted(attrs)}}
+
+def _labels_or_none(dataset, max_depth: int = 10) -> torch.Tensor | None:
+    "The labels of a dataset when they can be read without loading its samples (TensorDataset, `targets`, Subset, wrappers)."
+    for _ in range(max_depth):
+        if isinstance(dataset, TensorDataset): return dataset.tensors[-1]
+        if isinstance(dataset, Subset):
+            inner = _labels_or_none(dataset.dataset)
+            return None if inner is None else inner[torch.as_tensor(dataset.indices, dtype=torch.long)]
+        if hasattr(dataset, "targets"): return torch.as_tensor(dataset.targets)
+        if not hasattr(dataset, "dataset"): return None
+        dataset = dataset.dataset
+    return None
+
+def _describe_data(data) -> dict | None:
+    "Class, size and label hash of a dataset (and how a DataLoader batches it)."
+    if data is None: return None
+    dataset = _dataset_of(data)
+    base = _base_dataset(dataset)
+    out = {"class": f"{type(dataset).__module__}.{type(dataset).__qualname__}",
+           "base": f"{type(base).__module__}.{type(base).__qualname__}",
+           "size": len(dataset) if hasattr(dataset, "__len__") else None}
+    labels = _labels_or_none(dataset)
+    if labels is not None: out["labels"] = _tensor_digest(labels)
+    if isinstance(data, DataLoader):
+        out["loader"] = {"batch_size": data.batch_size, "drop_last": data.drop_last,
+                         "batch_sampler": _describe(data.batch_sampler) if data.batch_size is None else None}
+    return out
+
+def _describe_model(model: nn.Module) -> dict:
+    "The model's class and the names, shapes and dtypes of its state: its architecture, not its weights."
+    state = model.state_dict()
+    layout = ";".join(f"{k}:{tuple(v.shape)}:{v.dtype}" for k, v in state.items())
+    return {"class": f"{type(model).__module__}.{type(model).__qualname__}", "tensors": len(state),
+            "parameters": sum(p.numel() for p in model.parameters()), "layout": _digest(layout.encode())}
+
+def _json_canonical(obj, what: str):
+    try: return json.loads(json.dumps(obj, sort_keys=True))
+    except (TypeError, ValueError) as e:
+        raise TypeError(f"{what} must be JSON-storable (dicts, lists, strings, finite numbers): {e}") from None
+
+def _fingerprint(config: dict, objective, model, train_data, test_data, identity) -> dict:
+    return _json_canonical({"fit": config, "objective": _describe(objective), "model": _describe_model(model),
+                            "train_data": _describe_data(train_data), "test_data": _describe_data(test_data),
+                            "identity": identity}, "the run's configuration")
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict) and v: out.update(_flatten(v, f"{prefix}{k}."))
+        else: out[f"{prefix}{k}"] = v
+    return out
+
+def config_differences(old: dict,  # e.g. the fingerprint in a checkpoint
+                       new: dict,  # the current one
+                      ) -> dict:  # dotted key -> (old, new), for every field that differs
+    "The fields in which two nested configurations differ, with dotted keys such as 'objective.alpha'."
+    a, b, missing = _flatten(old), _flatten(new), "<absent>"
+    return {k: (a.get(k, missing), b.get(k, missing)) for k in sorted(set(a) | set(b)) if a.get(k, missing) != b.get(k, missing)}
+
+class CheckpointError(ValueError):
+    "A checkpoint that cannot be resumed: damaged, not a checkpoint, or written by another configuration."
+
+_CHECKPOINT_KEYS = {"model", "optimizer", "scheduler", "epoch", "history", "rng", "config"}
+
+def _load_checkpoint(path: Path, fingerprint: dict) -> dict:
+    fresh = f"To start this run from epoch 0, delete it or move it aside (rm {path}), or pass another checkpoint path."
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)  # our own file: holds RNG states
+    except Exception as e:  # truncated, empty, garbage, a folder, unreadable...
+        raise CheckpointError(f"checkpoint {path} cannot be read ({type(e).__name__}: {e}): it is damaged (a copy cut "
+                              f"short, a full disk) or not a mixup_lab checkpoint. {fresh}") from e
+    if not isinstance(state, dict) or not _CHECKPOINT_KEYS <= set(state):
+        raise CheckpointError(f"checkpoint {path} is not a mixup_lab fit checkpoint (it holds "
+                              f"{sorted(state) if isinstance(state, dict) else type(state).__name__}). {fresh}")
+    if "fingerprint" not in state:
+        raise CheckpointError(f"checkpoint {path} was written by an older mixup_lab that did not record the run's "
+                              f"configuration, so it cannot be checked against this run. {fresh}")
+    diff = config_differences(state["fingerprint"], fingerprint)
     if diff:
-        details = ", ".join(f"{k}: checkpoint {old!r} vs now {new!r}" for k, (old, new) in diff.items())
-        raise ValueError(f"checkpoint {path} belongs to a run with other settings ({details}); "
-                         "delete it or pass another checkpoint path")
+        shown = "; ".join(f"{k}: checkpoint {old!r} vs now {new!r}" for k, (old, new) in list(diff.items())[:8])
+        more = f" (and {len(diff) - 8} more)" if len(diff) > 8 else ""
+        raise CheckpointError(f"checkpoint {path} belongs to another configuration ({shown}{more}); resuming it would "
+                              f"train a hybrid of the two runs. Resume it with its own configuration, or start fresh. {fresh}")
     return state
 
 # %% ../nbs/20_train.ipynb #59995d0c
@@ -349,6 +578,62 @@ def _init_distributed(device_type: str) -> bool:
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or "RANK" not in os.environ: return False
     dist.init_process_group(backend="nccl" if device_type == "cuda" else "gloo")
     return True
+
+# %% ../nbs/20_train.ipynb #41e03830
+class NonFiniteLossError(FloatingPointError):
+    "The training loss (or the weights) became NaN or infinite: the run diverged and was stopped."
+    def __init__(self, message: str,
+                 epoch: int | None = None,  # the epoch (1-based) in which it happened
+                 step: int | None = None,  # the first step (1-based) with a non-finite loss, if known on this rank
+                 history: list | None = None):  # the rows of the epochs before
+        super().__init__(message)
+        self.epoch, self.step, self.history = epoch, step, list(history or [])
+    def __reduce__(self):  # picklable with its fields: it travels back from worker processes
+        return type(self), (str(self), self.epoch, self.step, self.history)
+
+def _check_finite(t: torch.Tensor, name: str) -> torch.Tensor:
+    "Raise ValueError naming `name` when the floating tensor `t` holds NaN or ±inf (one device sync); return `t`."
+    # private until core.check_finite (the project's home for argument checks) is available here
+    if isinstance(t, torch.Tensor) and t.is_floating_point():
+        bad = ~torch.isfinite(t)
+        count = int(bad.sum())
+        if count:
+            rows = bad.reshape(len(t), -1).any(1).nonzero().flatten()[:5].tolist() if t.ndim else []
+            raise ValueError(f"{name} holds {count} non-finite value(s) (NaN or ±inf) of {t.numel()}"
+                             + (f", in rows {rows}{' ...' if count > len(rows) else ''}" if rows else "")
+                             + "; clean the data (drop those samples, or torch.nan_to_num) before training")
+    return t
+
+def _check_batch_finite(batch, name: str):
+    "`_check_finite` on every tensor of a nested (x, y) batch, named x, x[0], y, ..."
+    def visit(b, label):
+        if isinstance(b, (tuple, list)):
+            for i, v in enumerate(b): visit(v, f"{label}[{i}]")
+        else: _check_finite(b, f"{label} of {name}")
+    x, y = batch
+    visit(x, "x"); visit(y, "y")
+
+def _divergence_message(epoch: int, step: int | None, steps: int, loss_finite: bool, lr: float, check_finite: bool,
+                        before: Sequence[float] = ()) -> str:
+    "The error of a diverged run: what, where, and the likely cause, read off the losses `before` the first bad step."
+    what = ("the weights became NaN or infinite (the loss was still finite)" if loss_finite
+            else "the training loss became NaN or infinite")
+    where = f"epoch {epoch}" + (f", first at step {step} of {steps}" if step is not None else "")
+    finite = [v for v in before if math.isfinite(v)]
+    exploding = loss_finite or (len(finite) >= 2 and max(finite) > max(10 * finite[0], 1e3))
+    if check_finite:
+        cause = (f"check_finite=True found no non-finite input, so the optimisation diverged: lower the learning rate "
+                 f"(lr={lr}) or check the method's hyper-parameters")
+    elif step is not None and not exploding:
+        cause = ("the loss was " + ("steady until then" if finite else "non-finite from the first step") + ", so a NaN "
+                 "or ±inf in the training data is the likely cause: pass check_finite=True to fit to stop at the batch "
+                 f"that holds it (a learning rate too high, lr={lr}, is the other usual cause)")
+    else:
+        grew = (f" (the loss grew from {finite[0]:.3g} to {max(finite):.3g} first)" if len(finite) >= 2 and max(finite) > 1.5 * finite[0]
+                else f" (the loss reached {max(finite):.3g})" if finite and max(finite) > 1e3 else "")
+        cause = (f"the likely cause is a learning rate too high for this model and method (lr={lr}){grew}; "
+                 "pass check_finite=True to fit to rule out non-finite values in the data")
+    return f"training diverged: {what} in {where}; {cause}. The run was stopped; its last checkpoint (if any) is kept."
 
 # %% ../nbs/20_train.ipynb #8a2c6401
 SCHEDULES = ("cosine", "step", "constant")
@@ -378,7 +663,7 @@ def fit(model: nn.Module,  # the classifier; trained in place
         step_gamma: float = 0.5,  # decay factor of the "step" schedule
         device: str | torch.device = "auto",  # "auto": CUDA (this rank's GPU) if available, else CPU
         amp: str | bool = "auto",  # bf16 autocast; "auto" = on for CUDA, off for CPU
-        channels_last: bool = False,  # channels-last memory format for model and image batches
+        channels_last: str | bool = "auto",  # channels-last model and image batches; "auto" = on for CUDA
         corruptions=None,  # None, "all" or [(name, severity), ...]: corrupted-test accuracies
         corruption_data=None,  # the test set as [0, 1] images, when test_data is normalised (default: test_data)
         corruption_normalize=None,  # applied after corrupting, e.g. torchvision Normalize (see data.CorruptedDataset)
@@ -386,7 +671,10 @@ def fit(model: nn.Module,  # the classifier; trained in place
         checkpoint: str | os.PathLike | None = None,  # path: saved every epoch, resumed from when it exists
         progress: bool = True,  # a tqdm bar over epochs (rank 0 only)
         eval_every: int = 1,  # evaluate every this many epochs (and at the last)
-        num_workers: int = 0,  # DataLoader workers when train_data is a Dataset
+        num_workers: int | str = "auto",  # DataLoader workers for Dataset inputs; "auto": see `auto_num_workers`
+        compile: bool | dict = False,  # torch.compile the model in place (a dict: torch.compile's options)
+        check_finite: bool = False,  # check every training batch for NaN/inf (one device sync per step)
+        identity: dict | None = None,  # more of what identifies the run (JSON); stored in the checkpoint, checked on resume
        ) -> pd.DataFrame:  # the history, one row per epoch
     "Train `model` with `objective` and SGD; return the per-epoch history."
     epochs, batch_size = _check_int(epochs, "epochs", 1), _check_int(batch_size, "batch_size", 1)
@@ -399,51 +687,98 @@ def fit(model: nn.Module,  # the classifier; trained in place
                         "build one with get_objective(name, num_classes)")
     pairs = resolve_corruptions(corruptions)
     if pairs and test_data is None: raise ValueError("corruptions need test_data")
+    if not (isinstance(compile, bool) or isinstance(compile, dict)):
+        raise TypeError(f"compile must be True, False or a dict of torch.compile options, got {compile!r}")
+    if not isinstance(check_finite, bool): raise TypeError(f"check_finite must be True or False, got {check_finite!r}")
+    if identity is not None:
+        if not isinstance(identity, dict): raise TypeError(f"identity must be a dict or None, got {type(identity).__name__}")
+        identity = _json_canonical(identity, "identity")
 
     device = resolve_device(device)
     check_choice(amp, "amp", ["auto", True, False])
     if amp == "auto": amp = device.type == "cuda"
     if amp and device.type != "cuda": raise ValueError("amp=True (bf16 autocast) needs a CUDA device; use amp='auto'")
+    check_choice(channels_last, "channels_last", ["auto", True, False])
+    if channels_last == "auto": channels_last = device.type == "cuda"
+    num_workers = _resolve_workers(num_workers, train_data, device)
     created_group = _init_distributed(device.type)
     rank, world = _world()
     if device.type == "cuda": torch.cuda.set_device(device)
     try:
         return _fit(model, objective, train_data, test_data, epochs=epochs, batch_size=batch_size, lr=lr,
                     momentum=momentum, weight_decay=weight_decay, schedule=schedule, step_size=step_size,
-                    step_gamma=step_gamma, device=device, amp=amp, channels_last=channels_last, pairs=pairs,
-                    corruption_data=test_data if corruption_data is None else corruption_data,
-                    corruption_normalize=corruption_normalize, seed=seed, checkpoint=checkpoint,
-                    progress=progress, eval_every=eval_every, num_workers=num_workers, rank=rank, world=world)
+                    step_gamma=step_gamma, device=device, amp=bool(amp), channels_last=bool(channels_last),
+                    compile=compile, pairs=pairs, corruption_data=test_data if corruption_data is None else corruption_data,
+                    corruption_normalize=corruption_normalize, seed=seed, checkpoint=checkpoint, identity=identity,
+                    progress=progress, eval_every=eval_every, num_workers=num_workers, check_finite=check_finite,
+                    rank=rank, world=world)
     finally:
         if created_group: dist.destroy_process_group()
 
 # %% ../nbs/20_train.ipynb #f17b2440
+def _no_batch_message(data, batch_size: int) -> str:
+    dataset = _dataset_of(data)
+    n = len(dataset) if hasattr(dataset, "__len__") else "an unknown number of"
+    if isinstance(data, DataLoader):
+        return (f"the training DataLoader yields no batch ({n} sample(s), batch_size={data.batch_size}, "
+                f"drop_last={data.drop_last}): every epoch would train nothing and report a meaningless loss; "
+                "give it more samples, a smaller batch_size or drop_last=False")
+    return (f"the training data yields no batch ({n} sample(s), batch_size={batch_size}): fit drops a last batch of a "
+            "single sample (mixing needs a partner, batch normalisation two values per channel), so every epoch "
+            "would train nothing and report a meaningless loss; train on at least 2 samples")
+
+_HOOKED_METHODS = ("mixup_lab.manifold.ManifoldMixup",)  # mix hidden states through transient forward hooks
+
+def _classes_in(description) -> set[str]:
+    "Every class named in a `_describe` output."
+    if isinstance(description, dict):
+        return {description.get("class")} | set().union(*(_classes_in(v) for v in description.values()))
+    if isinstance(description, list): return set().union(*(_classes_in(v) for v in description)) if description else set()
+    return set()
+
+def _check_compilable(objective):
+    hooked = sorted(_classes_in(_describe(objective)) & set(_HOOKED_METHODS))
+    if hooked:
+        raise ValueError(f"compile=True compiles the model's forward pass, which ignores the forward hooks that {hooked[0]} "
+                         "mixes hidden states with (registered anew at every step); train it with compile=False")
+
 def _fit(model, objective, train_data, test_data, *, epochs, batch_size, lr, momentum, weight_decay, schedule,
-         step_size, step_gamma, device, amp, channels_last, pairs, corruption_data, corruption_normalize, seed,
-         checkpoint, progress, eval_every, num_workers, rank, world) -> pd.DataFrame:
+         step_size, step_gamma, device, amp, channels_last, compile, pairs, corruption_data, corruption_normalize,
+         seed, checkpoint, identity, progress, eval_every, num_workers, check_finite, rank, world) -> pd.DataFrame:
+    dataset = _dataset_of(train_data)
+    if hasattr(dataset, "__len__") and len(dataset) == 0: raise ValueError(_no_batch_message(train_data, batch_size))
+    config = dict(epochs=epochs, batch_size=batch_size, lr=lr, momentum=momentum, weight_decay=weight_decay,
+                  schedule=schedule, step_size=step_size, step_gamma=step_gamma, seed=seed, world_size=world,
+                  device=device.type, amp=amp, channels_last=channels_last, compile=compile,
+                  num_workers=train_data.num_workers if isinstance(train_data, DataLoader) else num_workers)
+    checkpoint = None if checkpoint is None else Path(checkpoint)
+    fingerprint = None if checkpoint is None else _fingerprint(config, objective, model, train_data, test_data, identity)
     model.to(device, memory_format=torch.channels_last) if channels_last else model.to(device)
     modules = [model] + ([objective] if isinstance(objective, nn.Module) else [])
     if isinstance(objective, nn.Module): objective.to(device)
     loader = _train_loader(train_data, batch_size, seed, rank, world, num_workers, device)
+    if hasattr(loader, "__len__") and len(loader) == 0: raise ValueError(_no_batch_message(train_data, batch_size))
     generators = _seed_everything(seed, rank, objective, loader)
     params = [p for m in modules for p in m.parameters() if p.requires_grad]
     optimizer = torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
     scheduler = _scheduler(optimizer, schedule, epochs, step_size, step_gamma)
-    config = dict(epochs=epochs, batch_size=batch_size, lr=lr, momentum=momentum, weight_decay=weight_decay,
-                  schedule=schedule, step_size=step_size, step_gamma=step_gamma, seed=seed, world_size=world)
     history, start = [], 0
-    checkpoint = None if checkpoint is None else Path(checkpoint)
     if checkpoint is not None and checkpoint.exists():
-        state = _load_checkpoint(checkpoint, config)
+        state = _load_checkpoint(checkpoint, fingerprint)
         model.load_state_dict(state["model"])
         if isinstance(objective, nn.Module): objective.load_state_dict(state["objective_state"])
         optimizer.load_state_dict(state["optimizer"]); scheduler.load_state_dict(state["scheduler"])
         history, start = state["history"], state["epoch"]
         _set_rng_state(state["rng"][rank], device, generators)
+    if compile:
+        _check_compilable(objective)
+        model.compile(**({} if compile is True else compile))  # in place: class, state_dict keys, split_model unchanged
     step = ObjectiveStep(model, objective)
     if world > 1:
         step = nn.parallel.DistributedDataParallel(step, device_ids=[device] if device.type == "cuda" else None)
     sampler = loader.sampler if isinstance(loader.sampler, DistributedSampler) else None
+    watched = [t for m in modules for t in (*m.parameters(), *m.buffers()) if t.is_floating_point()]
+    eval_workers = None if test_data is None else _resolve_workers("auto", test_data, device)
 
     bar = tqdm(total=epochs, initial=start, desc=type(objective).__name__, disable=not progress or rank != 0,
                unit="epoch")
@@ -451,29 +786,40 @@ def _fit(model, objective, train_data, test_data, *, epochs, batch_size, lr, mom
         tic = time.perf_counter()
         if sampler is not None: sampler.set_epoch(epoch)
         model.train()
-        loss_sum = torch.zeros((), dtype=torch.float64, device=device)
-        batches = 0
+        losses = []  # the step losses stay on the device: no host sync per step
         for x, y in loader:
             x, y = to_device((x, y), device, channels_last)
+            if check_finite: _check_batch_finite((x, y), f"training batch {len(losses) + 1} of epoch {epoch + 1}")
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
                 loss = step(x, y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            loss_sum += loss.detach().double()  # accumulated on the device: no sync per step
-            batches += 1
-        stats = torch.stack([loss_sum, torch.tensor(float(batches), dtype=torch.float64, device=device)])
+            losses.append(loss.detach())
+        if not losses: raise ValueError(_no_batch_message(train_data, batch_size))
+        losses = torch.stack([l.float() for l in losses]).double()
+        bad = ~torch.isfinite(losses)
+        weights_bad = torch.stack([~torch.isfinite(t).all() for t in watched]).any() if watched else bad.any() & False
+        stats = torch.stack([losses.sum(), torch.tensor(float(len(losses)), dtype=torch.float64, device=device),
+                             bad.any().double(), weights_bad.double()])
         if world > 1:
             dist.all_reduce(stats)
             for buffer in model.buffers(): dist.broadcast(buffer, src=0)
-        row = {"epoch": epoch + 1, "train_loss": (stats[0] / stats[1].clamp_min(1)).item(),
-               "lr": optimizer.param_groups[0]["lr"]}
+        first_bad = torch.where(bad.any(), bad.to(torch.uint8).argmax(), -1).double().view(1)
+        loss_sum, count, loss_bad, weights_bad, first_bad = torch.cat([stats, first_bad]).tolist()  # one sync per epoch
+        if loss_bad or weights_bad:
+            step_no = int(first_bad) + 1 if first_bad >= 0 else None
+            before = losses[: step_no - 1].tolist() if step_no else losses.tolist()  # read only now: the run is over
+            raise NonFiniteLossError(_divergence_message(epoch + 1, step_no, len(losses), not loss_bad, lr, check_finite,
+                                                         before), epoch=epoch + 1, step=step_no, history=history)
+        row = {"epoch": epoch + 1, "train_loss": loss_sum / count, "lr": optimizer.param_groups[0]["lr"]}
         scheduler.step()
         if test_data is not None and ((epoch + 1) % eval_every == 0 or epoch + 1 == epochs):
-            row.update({f"test_{k}": v for k, v in evaluate(model, test_data, device, amp=amp,
-                                                              channels_last=channels_last).items()})
+            row.update({f"test_{k}": v for k, v in evaluate(model, test_data, device, amp=amp, channels_last=channels_last,
+                                                              num_workers=eval_workers).items()})
             if pairs: row.update(corrupted_accuracy(model, corruption_data, pairs, seed=0, device=device, amp=amp,
-                                                    channels_last=channels_last, normalize=corruption_normalize))
+                                                    channels_last=channels_last, num_workers=eval_workers,
+                                                    normalize=corruption_normalize))
         row["time"] = time.perf_counter() - tic
         history.append(row)
         if checkpoint is not None:
@@ -487,7 +833,7 @@ def _fit(model, objective, train_data, test_data, *, epochs, batch_size, lr, mom
             if rank == 0:
                 atomic_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                              "scheduler": scheduler.state_dict(), "epoch": epoch + 1, "history": history,
-                             "rng": rng, "config": config,
+                             "rng": rng, "config": config, "fingerprint": fingerprint,
                              "objective_state": objective.state_dict() if isinstance(objective, nn.Module) else None},
                             checkpoint)
             if world > 1: dist.barrier()

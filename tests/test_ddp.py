@@ -24,38 +24,39 @@ def _data(n, seed):
     return TensorDataset(torch.rand(n, 1, 8, 8, generator=g) + y.view(-1, 1, 1, 1) * 0.1, y)
 
 
-class _Killer:
-    def __init__(self, objective, steps): self.objective, self.steps = objective, steps
-    def loss(self, model, x, y):
-        self.steps -= 1
-        if self.steps < 0: raise RuntimeError("killed")
-        return self.objective.loss(model, x, y)
+def _kill_after(model, steps):
+    "Raise after `steps` training forward passes, like a process killed mid-epoch (the model's class and weights unchanged)."
+    calls = [0]
+    def hook(module, args):
+        if module.training:
+            calls[0] += 1
+            if calls[0] > steps: raise RuntimeError("killed")
+    model.register_forward_pre_hook(hook)
 
 
-def _train(tmp, tag, port, objective=None, epochs=3):
+def _train(tmp, tag, port, kill_at=None, epochs=3):
     from mixup_lab.models import small_cnn
     from mixup_lab.train import fit, get_objective
     # torchrun's environment: fit initialises (and afterwards destroys) the process group itself
     os.environ["MASTER_PORT"] = str(port)
     torch.manual_seed(int(os.environ["RANK"]))  # different initial weights: DDP must start from rank 0's
     model = small_cnn(4, 1, width=4)
-    objective = get_objective("mixup", 4) if objective is None else objective
+    if kill_at is not None: _kill_after(model, kill_at)
+    objective = get_objective("mixup", 4)
     history = fit(model, objective, _data(100, 0), _data(31, 1), epochs=epochs, batch_size=12, lr=0.05, seed=4,
                   device="cpu", progress=False, checkpoint=os.path.join(tmp, f"{tag}.pt"))
-    gen = objective.generator.get_state() if hasattr(objective, "generator") else objective.objective.generator.get_state()
-    return model, history, gen
+    return model, history, objective.generator.get_state()
 
 
 def _worker(rank, tmp, ports):
     os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(WORLD), MASTER_ADDR="127.0.0.1")
     torch.set_num_threads(1)
-    from mixup_lab.train import get_objective
     model, history, gen = _train(tmp, "straight", ports[0])
     torch.save({"state": model.state_dict(), "history": history, "gen": gen}, os.path.join(tmp, f"straight{rank}.pt"))
     # killed in epoch 3 on both ranks (100 samples / 2 ranks / batch 12: 5 steps per epoch), then resumed with
     # fresh objects (one spawn only: each new process pays torch's import of DDP's dependencies again)
     try:
-        _train(tmp, "killed", ports[1], objective=_Killer(get_objective("mixup", 4), steps=11))
+        _train(tmp, "killed", ports[1], kill_at=11)
     except RuntimeError as e:
         assert "killed" in str(e)
     assert not dist.is_initialized()

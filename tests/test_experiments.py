@@ -232,3 +232,233 @@ def test_train_run_snapmix_on_an_image_folder(tmp_path):
               model_kwargs={"width": 4}, data_kwargs={"image_size": 32}, corruptions=[("contrast", 3)])
     result = train_run(run, data_root=tmp_path, device="cpu")
     assert 0 <= result["test_acc"] <= 1 and 0 <= result["acc_contrast_3"] <= 1 and len(result["history"]) == 1
+
+
+# ---------------------------------------------------------------- issue 11: no silent wrong results in records
+import functools
+import os
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+from mixup_lab.experiments import (RECORD_SCHEMA, DamagedRecordsError, StaleRecordsError, claim_path, data_source,
+                                   summary_rows)
+from mixup_lab.train import NonFiniteLossError, _owner, _umask
+
+
+def _fake(run):
+    return {"test_acc": 0.5 + 0.01 * run.seed + (0.1 if run.method == "mixup" else 0.0), "history": [{"epoch": 1}]}
+
+
+def test_integral_floats_and_ints_are_one_run_across_invocations(tmp_path):
+    "issue 11.7: alpha=1 and alpha=1.0 were two run_ids, trained and stored twice, two rows in aggregate."
+    calls = []
+    def train(run): calls.append(run.run_id); return _fake(run)
+    first = grid(["erm", ("mixup", {"alpha": 1})], seeds=[0, 1], epochs=1, lr=1)
+    second = grid(["erm", ("mixup", {"alpha": 1.0})], seeds=[0, 1, 2], epochs=1, lr=1.0)
+    run_grid(first, tmp_path, train, progress=False)
+    df = run_grid(second, tmp_path, train, progress=False)
+    assert len(calls) == 4 + 2  # only seed 2 is new
+    assert len(list((tmp_path / "runs").glob("*.json"))) == 6
+    agg = aggregate(df)
+    assert len(agg) == 2 and set(agg["n"]) == {3}  # one row per method, not one per spelling
+    assert Run("mixup", {"alpha": np.float64(2.0)}) == Run("mixup", {"alpha": 2})
+    assert Run("mixup", {"alpha": 1.0}).label == "mixup(alpha=1.0)"  # the spec keeps its spelling
+    with pytest.raises(ValueError, match="Run.kwargs.alpha must be a finite number"):
+        Run("mixup", {"alpha": float("inf")})
+
+
+def test_record_schema(tmp_path):
+    run = Run("mixup", {"alpha": 0.5}, epochs=1, batch_size=32, lr=0.05, per_class=3, model_kwargs={"width": 4})
+    run_grid([run], tmp_path, progress=False, threads=1)
+    path = record_path(tmp_path, run)
+    rec = json.loads(path.read_text())
+    assert set(rec) == {"schema", "run_id", "label", "status", "run", "result", "error", "data", "env", "seconds", "finished"}
+    assert (rec["schema"], rec["status"], rec["error"], rec["run_id"]) == (RECORD_SCHEMA, "ok", None, path.stem)
+    assert Run.from_dict(rec["run"]).run_id == rec["run_id"]
+    assert set(rec["data"]) == {"dataset", "source", "files", "train_size", "test_size", "num_classes", "train_labels",
+                                "test_labels"}
+    assert (rec["data"]["dataset"], rec["data"]["train_size"], rec["data"]["num_classes"]) == ("digits", 30, 10)
+    assert rec["data"]["source"] == data_source("digits")["source"]
+    assert rec["env"]["threads"] == 1 and rec["env"]["device"] == "cpu" and rec["env"]["mixup_lab"]
+    assert "data" not in rec["result"] and "env" not in rec["result"]
+    assert path.stat().st_mode & 0o777 == 0o666 & ~_umask()  # issue 9: not mkstemp's 0600
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == [path.name]  # no claim, no temporary file left
+
+
+def test_a_diverged_run_is_recorded_as_failed_and_left_out_of_means(tmp_path):
+    "issue 11.2: a diverged run was stored as a normal record and averaged in by aggregate."
+    runs = grid(["erm", ("mixup", {"alpha": 1.0})], seeds=[0, 1], epochs=2, batch_size=32, lr=0.05, per_class=5,
+                model_kwargs={"width": 4})
+    wild = Run("mixup", {"alpha": 1.0}, seed=2, epochs=2, batch_size=32, lr=1e5, per_class=5, model_kwargs={"width": 4})
+    def train(run):  # seed 2 diverges for real; the others train normally
+        return train_run(wild if (run.seed, run.method) == (2, "mixup") else run, device="cpu")
+    df = run_grid(runs + [dataclasses_replace(runs[1], seed=2), dataclasses_replace(runs[0], seed=2)], tmp_path, train,
+                  progress=False)
+    failed = df[df.status == "failed"]
+    assert list(failed.label) == ["mixup(alpha=1.0)"] and failed.error.iloc[0].startswith("training diverged")
+    rec = json.loads(record_path(tmp_path, dataclasses_replace(runs[1], seed=2)).read_text())
+    assert rec["status"] == "failed" and rec["error"]["type"] == "NonFiniteLossError" and rec["error"]["epoch"] in (1, 2)
+    assert f"in epoch {rec['error']['epoch']}" in failed.error.iloc[0] and "lr=100000.0" in failed.error.iloc[0]
+    assert len(rec["result"]["history"]) == rec["error"]["epoch"] - 1  # the curve up to the failure
+    agg = aggregate(df).set_index("label")
+    assert agg.loc["mixup(alpha=1.0)", "n"] == 2 and agg.loc["mixup(alpha=1.0)", "failed"] == 1
+    ok = df[(df.label == "mixup(alpha=1.0)") & (df.status == "ok")].test_acc
+    assert agg.loc["mixup(alpha=1.0)", "mean"] == pytest.approx(ok.mean())
+    assert agg.loc["mixup(alpha=1.0)", "n_pairs"] == 2 and agg.loc["erm", "failed"] == 0
+    rows = summary_rows(aggregate(df), "demo", "test_acc")
+    assert "mixup(alpha=1.0) [1 of 3 runs failed]" in set(rows.method)
+    calls = []
+    run_grid(runs, tmp_path, lambda r: calls.append(r) or _fake(r), progress=False)
+    assert calls == []  # a failed record is a result ...
+    run_grid([dataclasses_replace(runs[1], seed=2)], tmp_path, lambda r: calls.append(r) or _fake(r), progress=False,
+             retry_failed=True)
+    assert len(calls) == 1  # ... trained again on request
+    other = []
+    with pytest.raises(ValueError, match="boom"):  # other errors stop the grid and leave no record
+        run_grid([Run("erm", seed=9)], tmp_path, lambda r: (_ for _ in ()).throw(ValueError("boom")), progress=False)
+    assert not record_path(tmp_path, Run("erm", seed=9)).exists() and not claim_path(tmp_path, Run("erm", seed=9)).exists()
+
+
+def dataclasses_replace(run, **changes):
+    import dataclasses
+    return dataclasses.replace(run, **changes)
+
+
+def test_aggregate_with_only_failed_runs_of_a_variant():
+    df = pd.DataFrame({"method": ["erm", "erm", "mixup", "mixup"], "seed": [0, 1, 0, 1], "dataset": "digits",
+                       "status": ["ok", "ok", "failed", "failed"], "test_acc": [0.9, 0.8, np.nan, 0.1]})
+    agg = aggregate(df).set_index("label")
+    assert (agg.loc["mixup", "n"], agg.loc["mixup", "failed"]) == (0, 2) and np.isnan(agg.loc["mixup", "mean"])
+    assert np.isnan(agg.loc["mixup", "diff"])  # no pair survives
+
+
+def _damage(tmp_path, runs):
+    run_grid(runs, tmp_path, _fake, progress=False)
+    paths = [record_path(tmp_path, r) for r in runs]
+    paths[0].write_bytes(b"\xff\xfe\x00 latin-1 junk")
+    paths[1].write_text("{}")
+    paths[2].write_text("[1, 2, 3]")
+    rec = json.loads(paths[3].read_text()); del rec["result"]; paths[3].write_text(json.dumps(rec))
+    rec = json.loads(paths[4].read_text()); rec["run_id"] = runs[0].run_id; paths[4].write_text(json.dumps(rec))
+    rec = json.loads(paths[5].read_text()); rec["result"]["test_acc"] = "0.93"; paths[5].write_text(json.dumps(rec))
+    rec = json.loads(paths[6].read_text()); rec["run"]["seed"] = 99; paths[6].write_text(json.dumps(rec))
+    paths[7].write_text('{"run_id": ')
+    return paths
+
+
+def test_every_damaged_record_is_named_at_once_before_anything_trains(tmp_path):
+    "issue 11.6: KeyError / TypeError / UnicodeDecodeError without a path, one file at a time."
+    runs = grid(["erm", "mixup"], seeds=[0, 1, 2, 3], epochs=1)
+    paths = _damage(tmp_path, runs)
+    calls = []
+    with pytest.raises(DamagedRecordsError) as info:
+        run_grid(runs + [Run("erm", seed=50)], tmp_path, lambda r: calls.append(r) or _fake(r), progress=False)
+    assert calls == []
+    e = info.value
+    assert sorted(e.problems) == sorted(paths)
+    message = str(e)
+    for path, why in [(paths[0], "is not UTF-8 text"), (paths[1], "has no 'run_id'"), (paths[2], "holds a JSON list"),
+                      (paths[3], "has no 'result'"), (paths[4], "holds another run's record"),
+                      (paths[5], "has the string '0.93' as result entry 'test_acc'"),
+                      (paths[6], "has a run spec that does not match its run_id"), (paths[7], "is not valid JSON")]:
+        assert f"{path.name} {why}" in message
+    assert "mkdir -p" in message and str(tmp_path / "damaged") in message and "trained again" in message
+    with pytest.raises(DamagedRecordsError, match="8 damaged record"):
+        load_results(tmp_path)
+    # set aside as the message says: the grid goes on, and retrains those runs
+    (tmp_path / "damaged").mkdir()
+    for p in paths: p.rename(tmp_path / "damaged" / p.name)
+    run_grid(runs, tmp_path, lambda r: calls.append(r) or _fake(r), progress=False)
+    assert len(calls) == 8
+
+
+def test_string_results_are_refused_when_written(tmp_path):
+    with pytest.raises(TypeError, match="has the string 'high' as result entry 'test_acc'"):
+        run_grid([Run("erm")], tmp_path, lambda r: {"test_acc": "high"}, progress=False)
+    assert not record_path(tmp_path, Run("erm")).exists()
+
+
+def test_an_unwritable_results_folder_is_found_before_training(tmp_path):
+    "issue 11.5: found only after the first run had trained (and its result was lost)."
+    calls = []
+    train = lambda r: calls.append(r) or _fake(r)
+    (tmp_path / "a").mkdir(); (tmp_path / "a" / "runs").write_text("not a folder")
+    (tmp_path / "b").write_text("not a folder either")
+    for results in (tmp_path / "a", tmp_path / "b" / "results"):
+        with pytest.raises(PermissionError, match="is not writable.*nothing was trained"):
+            run_grid([Run("erm")], results, train, progress=False)
+    with pytest.raises(PermissionError, match="checkpoint folder"):
+        run_grid([Run("erm")], tmp_path / "c", functools.partial(train_run, checkpoint_dir=tmp_path / "b" / "ckpt"),
+                 progress=False)
+    if os.geteuid() != 0:  # root ignores permission bits
+        (tmp_path / "ro" / "runs").mkdir(parents=True)
+        (tmp_path / "ro" / "runs").chmod(0o555)
+        try:
+            with pytest.raises(PermissionError, match="is not writable"):
+                run_grid([Run("erm")], tmp_path / "ro", train, progress=False)
+        finally:
+            (tmp_path / "ro" / "runs").chmod(0o755)
+    assert calls == []
+    (tmp_path / "done" / "runs").mkdir(parents=True)  # a finished grid in a read-only folder can still be read
+    run_grid([Run("erm")], tmp_path / "done", train, progress=False)
+    assert len(run_grid([Run("erm")], tmp_path / "done", train, progress=False)) == 1
+
+
+def test_a_temporary_file_left_by_a_killed_writer_is_cleaned(tmp_path):
+    "issue 11.8: a kill during a record write left a hidden 0-byte .tmp file forever."
+    code = ("import os, sys, time; sys.path.insert(0, sys.argv[1]); from mixup_lab.train import atomic_write\n"
+            "def write(tmp):\n    print('writing', flush=True); time.sleep(60)\n"
+            "atomic_write(sys.argv[2], write)")
+    folder = tmp_path / "runs"; folder.mkdir()
+    writer = subprocess.Popen([sys.executable, "-c", code, str(Path(__file__).parents[1]), str(folder / "x.json")],
+                              stdout=subprocess.PIPE, text=True)
+    assert writer.stdout.readline().strip() == "writing"
+    writer.kill(); writer.wait()  # kill -9 in the middle of the write
+    left = list(folder.glob(".*.tmp"))
+    assert len(left) == 1 and left[0].stat().st_size == 0
+    run_grid([Run("erm")], tmp_path, _fake, progress=False)
+    assert sorted(p.name for p in folder.iterdir()) == [f"{Run('erm').run_id}.json"]
+
+
+def _birds(root, n=2):
+    from PIL import Image
+    for split in ("train", "test"):
+        for k, c in enumerate(("a", "b")):
+            (root / split / c).mkdir(parents=True, exist_ok=True)
+            for i in range(n):
+                Image.fromarray(np.full((20, 20 + i, 3), 40 + 100 * k, np.uint8)).save(root / split / c / f"{i}.png")
+
+
+def test_records_of_changed_data_are_stale(tmp_path):
+    "issue 11.7: a record was reused after the data changed (the run id ignores data_root and what it holds)."
+    data = tmp_path / "data"
+    _birds(data / "birds")
+    run = Run("erm", dataset="folder:birds", epochs=1, batch_size=4, lr=0.01, model_kwargs={"width": 4},
+              data_kwargs={"image_size": 16})
+    train = functools.partial(train_run, data_root=data, device="cpu")
+    run_grid([run], tmp_path / "out", train, progress=False)
+    rec = json.loads(record_path(tmp_path / "out", run).read_text())
+    assert (rec["data"]["files"], rec["data"]["train_size"]) == (8, 4)
+    mtime = record_path(tmp_path / "out", run).stat().st_mtime_ns
+    run_grid([run], tmp_path / "out", train, progress=False)  # same data: reused
+    assert record_path(tmp_path / "out", run).stat().st_mtime_ns == mtime
+    _birds(data / "birds", n=3)  # the dataset grew
+    with pytest.raises(StaleRecordsError, match="was trained on other data .*files 8 when recorded, 12 now") as info:
+        run_grid([run], tmp_path / "out", train, progress=False)
+    assert "stale='retrain'" in str(info.value) and list(info.value.problems) == [record_path(tmp_path / "out", run)]
+    df = run_grid([run], tmp_path / "out", train, progress=False, stale="retrain")
+    assert json.loads(record_path(tmp_path / "out", run).read_text())["data"]["train_size"] == 6 and len(df) == 1
+    # a record of schema 1 (before records held their data) cannot be checked: stale too
+    rec = json.loads(record_path(tmp_path / "out", run).read_text())
+    old = {k: rec[k] for k in ("run_id", "label", "run", "result", "seconds", "finished")}
+    record_path(tmp_path / "out", run).write_text(json.dumps(old))
+    assert load_results(tmp_path / "out").status.tolist() == ["ok"]  # still readable
+    with pytest.raises(StaleRecordsError, match="record schema 1"):
+        run_grid([run], tmp_path / "out", train, progress=False)
+    # without the data (results copied to a laptop): reused, with a warning
+    run_grid([run], tmp_path / "out", train, progress=False, stale="retrain")
+    with pytest.warns(UserWarning, match="cannot be read"):
+        assert len(run_grid([run], tmp_path / "out", functools.partial(train_run, data_root=tmp_path / "nowhere"),
+                            progress=False)) == 1

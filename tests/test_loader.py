@@ -430,15 +430,17 @@ def _digits_like(n=72, seed=0):
     return (x * 255).to(torch.uint8), y
 
 
-class _Killer:
-    def __init__(self, objective, steps): self.objective, self.steps = objective, steps
-    def loss(self, model, x, y):
-        self.steps -= 1
-        if self.steps < 0: raise RuntimeError("killed")
-        return self.objective.loss(model, x, y)
+def _kill_after(model, steps):
+    "Make `model` raise after `steps` training forward passes, like a process killed mid-epoch (class and weights unchanged)."
+    calls = [0]
+    def hook(module, args):
+        if module.training:
+            calls[0] += 1
+            if calls[0] > steps: raise RuntimeError("killed")
+    model.register_forward_pre_hook(hook)
 
 
-def _fit(objective, generator_seed, epochs=4, checkpoint=None, two_views=False):
+def _fit(objective, generator_seed, epochs=4, checkpoint=None, two_views=False, kill_at=None):
     from mixup_lab.models import small_cnn
     from mixup_lab.train import fit, get_objective
     x, y = _digits_like()
@@ -446,6 +448,7 @@ def _fit(objective, generator_seed, epochs=4, checkpoint=None, two_views=False):
     test = DeviceLoader(*_digits_like(40, 1), 64, shuffle=False, augment=False, device=CPU)
     torch.manual_seed(0)
     model = small_cnn(4, 1, width=4)
+    if kill_at is not None: _kill_after(model, kill_at)
     obj = get_objective(objective, 4) if isinstance(objective, str) else objective
     history = fit(model, obj, dl, test, epochs=epochs, lr=0.05, seed=3, progress=False, checkpoint=checkpoint)
     return model, history, dl
@@ -461,7 +464,7 @@ def test_fit_seeds_the_loader_and_resumes_bit_identically(tmp_path):
     assert len(state["rng"][0]["loader"]) == 1  # the DeviceLoader's generator is checkpointed
     # 72 images in batches of 16 (the last of 8 kept): 5 steps per epoch; killed in epoch 3
     with pytest.raises(RuntimeError, match="killed"):
-        _fit(_Killer(get_objective("mixup", 4), steps=12), generator_seed=5, checkpoint=tmp_path / "run.pt")
+        _fit("mixup", generator_seed=5, checkpoint=tmp_path / "run.pt", kill_at=12)
     assert torch.load(tmp_path / "run.pt", weights_only=False)["epoch"] == 2
     torch.manual_seed(77)  # scrambled global RNG: the resume must not depend on it
     resumed, h_resumed, _ = _fit("mixup", generator_seed=99, checkpoint=tmp_path / "run.pt")

@@ -14,8 +14,10 @@ from hypothesis import given, settings, strategies as st
 from torch.utils.data import DataLoader, TensorDataset
 
 from mixup_lab.core import ERM
-from mixup_lab.train import (METHOD_CLASSES, OBJECTIVES, _train_loader, evaluate, fit, get_objective,
-                             objective_generators, resolve_corruptions, same_weights, stream_seed, to_device)
+from mixup_lab.train import (METHOD_CLASSES, OBJECTIVES, CheckpointError, NonFiniteLossError, _owner, _train_loader,
+                             _umask, atomic_write, auto_num_workers, evaluate, fit, get_objective, objective_generators,
+                             remove_stale_temporaries, resolve_corruptions, resolve_device, same_weights, stream_seed,
+                             to_device)
 
 HERE = Path(__file__).resolve().parent
 
@@ -31,17 +33,29 @@ def _data(n=72, classes=4, seed=0):
     return TensorDataset(x, y)
 
 
-def _model():
+def _model(width=4):
     from mixup_lab.models import small_cnn
     torch.manual_seed(0)
-    return small_cnn(4, 1, width=4)
+    return small_cnn(4, 1, width=width)
 
 
-def _fit(objective="mixup", epochs=2, seed=0, **kwargs):
-    model = _model()
+def kill_after(model, steps):
+    "Make `model` raise after `steps` training forward passes, like a process killed mid-epoch (class and weights unchanged)."
+    calls = [0]
+    def hook(module, args):
+        if module.training:
+            calls[0] += 1
+            if calls[0] > steps: raise RuntimeError("killed")
+    model.register_forward_pre_hook(hook)
+    return model
+
+
+def _fit(objective="mixup", epochs=2, seed=0, kill_at=None, train=None, width=4, **kwargs):
+    model = _model(width)
+    if kill_at is not None: kill_after(model, kill_at)
     obj = get_objective(objective, 4) if isinstance(objective, str) else objective
     kwargs = {"batch_size": 16, "lr": 0.05, "progress": False, **kwargs}
-    history = fit(model, obj, _data(), _data(40, seed=1), epochs=epochs, seed=seed, **kwargs)
+    history = fit(model, obj, _data() if train is None else train, _data(40, seed=1), epochs=epochs, seed=seed, **kwargs)
     return model, history
 
 
@@ -157,15 +171,6 @@ def test_dataloader_input_is_reseeded(balanced):
 
 
 # ---------------------------------------------------------------- checkpoint / resume
-class Killer:
-    "Raises after `steps` loss calls, like a process killed in the middle of an epoch."
-    def __init__(self, objective, steps): self.objective, self.steps = objective, steps
-    def loss(self, model, x, y):
-        self.steps -= 1
-        if self.steps < 0: raise RuntimeError("killed")
-        return self.objective.loss(model, x, y)
-
-
 def _resume_job(checkpoint, out, threads):
     "Run in a fresh process: new objects, scrambled global RNGs, resume to 4 epochs, save the result."
     import random
@@ -179,7 +184,7 @@ def test_killed_run_resumes_bit_identically_in_a_fresh_process(tmp_path):
     straight, h_straight = _fit("mixup", epochs=4, seed=3, checkpoint=tmp_path / "straight.pt")
     # 72 training samples in batches of 16: 5 steps per epoch; die in the middle of epoch 3
     with pytest.raises(RuntimeError, match="killed"):
-        _fit(Killer(get_objective("mixup", 4), steps=12), epochs=4, seed=3, checkpoint=tmp_path / "run.pt")
+        _fit("mixup", epochs=4, seed=3, checkpoint=tmp_path / "run.pt", kill_at=12)
     assert torch.load(tmp_path / "run.pt", weights_only=False)["epoch"] == 2
     code = (f"import sys; sys.path.insert(0, {str(HERE)!r}); import test_train; "
             f"test_train._resume_job({str(tmp_path / 'run.pt')!r}, {str(tmp_path / 'out.pt')!r}, {torch.get_num_threads()})")
@@ -199,6 +204,140 @@ def test_checkpoint_with_other_settings_is_refused(tmp_path):
         _fit("erm", epochs=1, lr=0.1, checkpoint=tmp_path / "c.pt")
     _, h = _fit("erm", epochs=1, checkpoint=tmp_path / "c.pt")  # finished: returns its history
     assert len(h) == 1
+    _, h = _fit("erm", epochs=1, checkpoint=tmp_path / "c.pt", eval_every=3, progress=True)  # evaluation settings may change
+    assert len(h) == 1
+
+
+@pytest.mark.parametrize("change, field", [
+    (dict(objective="cutmix"), "objective.class: checkpoint 'mixup_lab.mixup.Mixup' vs now 'mixup_lab.cutmix.CutMix'"),
+    (dict(objective=get_objective("mixup", 4, alpha=0.3)), "objective.alpha: checkpoint 1.0 vs now 0.3"),
+    (dict(train=TensorDataset(*_data(60)[:])), "train_data.size: checkpoint 72 vs now 60"),
+    (dict(train=TensorDataset(_data()[:][0], _data()[:][1].flip(0))), "train_data.labels"),
+    (dict(width=6), "model.layout"),
+    (dict(epochs=3), "fit.epochs: checkpoint 2 vs now 3"),
+    (dict(seed=1), "fit.seed: checkpoint 0 vs now 1"),
+    (dict(identity={"dataset": "cifar10"}), "identity"),
+])
+def test_checkpoint_of_another_configuration_is_refused(tmp_path, change, field):
+    "issue 11.3: a finished mixup checkpoint must not be resumed (or returned) as another run."
+    _fit("mixup", epochs=2, checkpoint=tmp_path / "c.pt")
+    with pytest.raises(CheckpointError) as info:
+        _fit(**{"objective": "mixup", "epochs": 2, "checkpoint": tmp_path / "c.pt", **change})
+    message = str(info.value)
+    assert field in message and str(tmp_path / "c.pt") in message and "start fresh" in message and "delete it" in message
+
+
+@pytest.mark.parametrize("damage", ["truncated", "empty", "garbage", "folder", "not_ours"])
+def test_damaged_checkpoint_names_the_file(tmp_path, damage):
+    "issue 11.4: no bare EOFError / UnpicklingError / OSError."
+    ckpt = tmp_path / "c.pt"
+    _fit("erm", epochs=1, checkpoint=ckpt)
+    whole = ckpt.read_bytes()
+    if damage == "truncated": ckpt.write_bytes(whole[: len(whole) // 3])
+    elif damage == "empty": ckpt.write_bytes(b"")
+    elif damage == "garbage": ckpt.write_bytes(b"\x80\x03 this is not a checkpoint")
+    elif damage == "folder": ckpt.unlink(); ckpt.mkdir()
+    else: torch.save([1, 2, 3], ckpt)
+    with pytest.raises(CheckpointError, match="delete it or move it aside") as info:
+        _fit("erm", epochs=1, checkpoint=ckpt)
+    assert str(ckpt) in str(info.value)
+
+
+# ---------------------------------------------------------------- runs that fail loudly
+def test_an_epoch_without_batches_is_refused():
+    "issue 11.1: a 1-sample dataset gave train_loss 0.0 and untouched weights."
+    one = TensorDataset(*_data(1)[:])
+    with pytest.raises(ValueError, match=r"yields no batch \(1 sample\(s\), batch_size=16\)"):
+        _fit("erm", epochs=1, train=one)
+    with pytest.raises(ValueError, match="yields no batch"):
+        _fit("erm", epochs=1, train=TensorDataset(torch.zeros(0, 1, 8, 8), torch.zeros(0, dtype=torch.long)))
+    with pytest.raises(ValueError, match=r"DataLoader yields no batch \(72 sample\(s\), batch_size=100, drop_last=True\)"):
+        _fit("erm", epochs=1, train=DataLoader(_data(), batch_size=100, drop_last=True))
+
+
+def _poisoned(n=72):
+    x, y = _data(n)[:]
+    x = x.clone()
+    x[5, 0, 2, 2] = float("nan")
+    return TensorDataset(x, y)
+
+
+def test_a_nan_pixel_stops_the_run_naming_epoch_and_cause(tmp_path):
+    "issue 11.2 and 12: one NaN pixel gave NaN weights and a plausible-looking history."
+    with pytest.raises(NonFiniteLossError) as info:
+        _fit("mixup", epochs=3, train=_poisoned(), checkpoint=tmp_path / "c.pt")
+    e = info.value
+    assert e.epoch == 1 and 1 <= e.step <= 5 and e.history == []
+    assert "epoch 1" in str(e) and "check_finite=True" in str(e) and "diverged" in str(e)
+    assert "a NaN or ±inf in the training data is the likely cause" in str(e)  # issue 12: the failure names the cause
+    assert not (tmp_path / "c.pt").exists()  # no checkpoint of a diverged epoch
+    assert isinstance(e, FloatingPointError)
+
+
+def test_weights_going_non_finite_are_caught_even_with_a_finite_loss():
+    with pytest.raises(NonFiniteLossError, match="weights became NaN or infinite|loss became NaN") as info:
+        _fit("erm", epochs=3, lr=1e6)
+    assert info.value.epoch in (1, 2, 3)
+    assert "learning rate too high for this model and method (lr=1000000.0)" in str(info.value)
+
+
+def test_check_finite_names_the_batch():
+    with pytest.raises(ValueError, match=r"x of training batch \d of epoch 1 holds 1 non-finite value\(s\) \(NaN or ±inf\)"):
+        _fit("mixup", epochs=1, train=_poisoned(), check_finite=True)
+    m1, h1 = _fit("mixup", epochs=1, check_finite=True)  # clean data: the check changes nothing
+    m2, h2 = _fit("mixup", epochs=1)
+    assert same_weights(m1, m2)
+
+
+def test_diverged_run_while_check_finite_blames_the_optimisation():
+    with pytest.raises(NonFiniteLossError, match="check_finite=True found no non-finite input"):
+        _fit("erm", epochs=3, lr=1e6, check_finite=True)
+
+
+def test_compile_keeps_the_run_bit_identical():
+    "compile=True compiles in place (class, state_dict keys, split_model unchanged); the eager backend is exact."
+    m1, h1 = _fit("mixup", epochs=1, compile={"backend": "eager"})
+    m2, h2 = _fit("mixup", epochs=1)
+    assert type(m1) is type(m2) and list(m1.state_dict()) == list(m2.state_dict())
+    assert same_weights(m1, m2)
+    pd.testing.assert_frame_equal(h1.drop(columns="time"), h2.drop(columns="time"))
+    if _available("snapmix"):  # a model-aware method still reaches into the compiled model's parts
+        _fit("snapmix", epochs=1, compile={"backend": "eager"})
+    if _available("manifold"):  # hooks registered at every step cannot work under a compiled forward: said up front
+        with pytest.raises(ValueError, match="compile=True compiles the model's forward pass, which ignores the forward hooks"):
+            _fit("manifold", epochs=1, compile={"backend": "eager"})
+
+
+# ---------------------------------------------------------------- files, devices, loaders
+def test_atomic_write_uses_the_umask_and_cleans_up(tmp_path):
+    "issue 9: records were written with mode 0600 (mkstemp)."
+    path = atomic_write(tmp_path / "r.json", lambda t: Path(t).write_text("{}"))
+    assert path.stat().st_mode & 0o777 == 0o666 & ~_umask()
+    with pytest.raises(ZeroDivisionError):
+        atomic_write(tmp_path / "s.json", lambda t: 1 / 0)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.json"]
+
+
+def test_remove_stale_temporaries(tmp_path):
+    "issue 11.8: a kill during a write leaves a hidden temporary file."
+    dead = subprocess.Popen([sys.executable, "-c", "pass"]); dead.wait()
+    host = _owner().rsplit("-", 1)[0]
+    killed = tmp_path / f".r.json.{host}-{dead.pid}.abcd1234.tmp"
+    old_elsewhere = tmp_path / ".r.json.otherhost-77.abcd1234.tmp"
+    fresh_elsewhere = tmp_path / ".s.json.otherhost-77.abcd1234.tmp"
+    live = tmp_path / f".t.json.{_owner()}.abcd1234.tmp"
+    for p in (killed, old_elsewhere, fresh_elsewhere, live): p.touch()
+    os.utime(old_elsewhere, (1e9, 1e9))
+    assert sorted(p.name for p in remove_stale_temporaries(tmp_path)) == sorted([killed.name, old_elsewhere.name])
+    assert fresh_elsewhere.exists() and live.exists()
+
+
+def test_resolve_device_and_workers_on_this_machine():
+    assert resolve_device("cpu") == torch.device("cpu")
+    if not torch.cuda.is_available():  # no GPU here: 'auto' is the CPU, quietly
+        assert resolve_device("auto") == torch.device("cpu")
+    assert auto_num_workers(_data(), "cuda") == 0  # in-memory tensors: no workers
+    assert auto_num_workers(DataLoader(_data()), "cpu") == 0
 
 
 def test_checkpoint_holds_every_rng_state(tmp_path):
@@ -259,6 +398,11 @@ def test_corruption_columns():
     ({"epochs": 0}, ValueError, "epochs must be an int >= 1"),
     ({"lr": -1.0}, ValueError, "lr must be"),
     ({"device": "cuda"}, ValueError, "CUDA is not available"),
+    ({"compile": "yes"}, TypeError, "compile must be True, False or a dict"),
+    ({"check_finite": 1}, TypeError, "check_finite must be True or False"),
+    ({"identity": {"x": object()}}, TypeError, "identity must be JSON-storable"),
+    ({"num_workers": -1}, ValueError, "num_workers must be 'auto' or an int >= 0"),
+    ({"channels_last": "yes"}, ValueError, "channels_last must be one of"),
 ])
 def test_fit_argument_errors(kwargs, exc, match):
     if kwargs.get("device") == "cuda" and torch.cuda.is_available(): pytest.skip("CUDA present")
