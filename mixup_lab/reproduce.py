@@ -25,6 +25,7 @@ NOTEBOOKS = {  # name -> path under nbs/, in the order they run (summary last: i
     "synermix": "experiments/synermix.ipynb",
     "snapmix": "experiments/snapmix.ipynb",
     "sem": "experiments/sem.ipynb",
+    "family": "experiments/family.ipynb",
     "benchmarks": "90_benchmarks.ipynb",
     "summary": "experiments/summary.ipynb",
 }
