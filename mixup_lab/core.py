@@ -23,11 +23,11 @@ from scipy import special
 from torch.utils.data import default_collate, get_worker_info
 
 # %% auto #0
-__all__ = ['PARTNERS', 'check_positive', 'check_in_range', 'check_choice', 'check_batch', 'check_num_classes', 'check_finite',
-           'one_hot', 'as_soft_targets', 'soft_target_cross_entropy', 'SoftTargetCrossEntropy', 'generator_device',
-           'uniform', 'random_permutation', 'sample_beta', 'partner_index', 'PicklableGenerators', 'worker_generator',
-           'ModelParts', 'split_model', 'Objective', 'ERM', 'gather_rows', 'MixPlan', 'IdentityPlan', 'LinearPlan',
-           'InputMixer', 'RandomChoice', 'figure_path']
+__all__ = ['PARTNERS', 'check_positive', 'check_in_range', 'check_choice', 'check_batch', 'check_int', 'check_num_classes',
+           'check_bool', 'check_generator', 'check_finite', 'one_hot', 'as_soft_targets', 'soft_target_cross_entropy',
+           'SoftTargetCrossEntropy', 'generator_device', 'uniform', 'random_permutation', 'sample_beta',
+           'partner_index', 'PicklableGenerators', 'worker_generator', 'ModelParts', 'split_model', 'Objective', 'ERM',
+           'gather_rows', 'MixPlan', 'IdentityPlan', 'LinearPlan', 'InputMixer', 'RandomChoice', 'figure_path']
 
 # %% ../nbs/00_core.ipynb #ec5254b0
 def _check_real(value, name: str) -> float:
@@ -87,25 +87,56 @@ def check_batch(x: torch.Tensor,  # a batch of inputs, (B, ...) floating point
     return x.shape[0]
 
 # %% ../nbs/00_core.ipynb #f66a94a2
+def _bound(low, high) -> str:
+    if low is not None and high is not None: return f" in {low}..{high}"
+    if low is not None: return f" >= {low}"
+    return "" if high is None else f" <= {high}"
+
+def check_int(value, name: str,
+              low: int | None = 1,  # the smallest value accepted (None: no lower bound); 1 suits counts and sizes
+              high: int | None = None,  # the largest value accepted (None: no upper bound)
+             ) -> int:
+    "Check that `value` is an integer (Python or NumPy, not bool) in [low, high] and return it as an int: TypeError for another type, ValueError out of range."
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an int{_bound(low, high)}, got {value!r} ({type(value).__name__})")
+    if (low is not None and value < low) or (high is not None and value > high):
+        raise ValueError(f"{name} must be an int{_bound(low, high)}, got {value}")
+    return int(value)
+
 def check_num_classes(num_classes) -> int:
     "Check that `num_classes` is an integer ≥ 2 and return it."
-    if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)):
-        raise TypeError(f"num_classes must be an int >= 2, got {num_classes!r}")
-    if num_classes < 2: raise ValueError(f"num_classes must be an int >= 2, got {num_classes}")
-    return int(num_classes)
+    return check_int(num_classes, "num_classes", 2)
+
+def check_bool(value, name: str) -> bool:
+    "Check that `value` is True or False (a flag, not 0/1 or a string) and return it."
+    if not isinstance(value, (bool, np.bool_)): raise TypeError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+def check_generator(generator, name: str = "generator") -> torch.Generator | None:
+    "Check that `generator` is a `torch.Generator` or None (the global RNG) and return it."
+    if generator is None or isinstance(generator, torch.Generator): return generator
+    hint = (f"; to seed, pass torch.Generator().manual_seed({generator})"
+            if isinstance(generator, (int, np.integer)) and not isinstance(generator, bool) else "")
+    raise TypeError(f"{name} must be a torch.Generator or None, got {type(generator).__name__}{hint}")
 
 # %% ../nbs/00_core.ipynb #a1c0f002
 def check_finite(t: torch.Tensor,  # the tensor to check (e.g. a batch `x`)
                  name: str = "x",  # its name in the error message
                 ) -> torch.Tensor:  # `t` itself
-    "Raise a ValueError naming `t` and counting its NaN and ±Inf values; one pass over `t` and one device sync."
+    "Raise a ValueError naming `t`, counting its NaN and ±Inf values and listing the rows that hold them; one pass over `t` and one device sync."
     if not isinstance(t, torch.Tensor): raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
     if not t.dtype.is_floating_point or t.numel() == 0: return t  # integer and bool tensors are always finite
     low, high = torch.aminmax(t)  # NaN propagates into both, ±Inf shows in one: no full-size boolean temporary
     if bool(torch.isfinite(low) & torch.isfinite(high)): return t
-    n_nan, n_bad = int(torch.isnan(t).sum()), int((~torch.isfinite(t)).sum())
-    raise ValueError(f"{name} has {n_bad} non-finite value(s) of {t.numel()} ({n_nan} NaN, {n_bad - n_nan} ±Inf); "
-                     f"mixing would spread them to other samples. Find their source (data, augmentation, fp16 overflow)")
+    bad = ~torch.isfinite(t)  # only now, on failure: count the values and find the rows (samples) that hold them
+    n_nan, n_bad = int(torch.isnan(t).sum()), int(bad.sum())
+    where = ""
+    if t.ndim:
+        rows = bad.reshape(t.shape[0], -1).any(1).nonzero().flatten()
+        where = f" in {rows.numel()} of {t.shape[0]} rows {rows[:5].tolist()}{' ...' if rows.numel() > 5 else ''}"
+    raise ValueError(f"{name} has {n_bad} non-finite value(s) of {t.numel()} ({n_nan} NaN, {n_bad - n_nan} ±Inf){where}; "
+                     "mixing spreads them to other samples and training to every weight. Find their source (data, "
+                     "augmentation, fp16 overflow), or drop those rows (or torch.nan_to_num them)")
 
 # %% ../nbs/00_core.ipynb #c7eb66f7
 def _check_labels(labels) -> None:
@@ -545,12 +576,9 @@ class InputMixer(PicklableGenerators):
                  check_finite: bool = False):  # raise a ValueError on NaN/Inf in x (costs a pass over the batch)
         self.num_classes = None if num_classes is None else check_num_classes(num_classes)
         self.prob = check_in_range(prob, "prob", 0.0, 1.0)
-        if generator is not None and not isinstance(generator, torch.Generator):
-            raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
-        self.generator = generator
+        self.generator = check_generator(generator)
         self.label_smoothing = _check_smoothing(label_smoothing)
-        if not isinstance(check_finite, bool): raise TypeError(f"check_finite must be True or False, got {check_finite!r}")
-        self.check_finite = check_finite
+        self.check_finite = check_bool(check_finite, "check_finite")
 
     def plan(self, x: torch.Tensor) -> MixPlan:
         "Draw the random mixing decision for the checked batch `x` (implemented by each mixer)."

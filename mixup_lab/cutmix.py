@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from .core import (PARTNERS, InputMixer, LinearPlan, RandomChoice, check_batch, check_choice, check_in_range,
-                            check_positive, partner_index, sample_beta, uniform, worker_generator)
+                            check_int, check_positive, partner_index, sample_beta, uniform, worker_generator)
 from .core import _GRAIN_SIZE, _beta_scalar, generator_device
 from .mixup import MIXUP_MODES, Mixup
 
@@ -21,11 +21,6 @@ __all__ = ['BOX_RULES', 'random_box', 'minmax_box', 'random_segment', 'box_lambd
 
 # %% ../nbs/11_cutmix.ipynb #d6e2bbb8
 BOX_RULES = ("authors", "round")
-
-def _check_size(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be an int >= 1, got {value!r}")
-    return int(value)
 
 def _span(n: int, side: float, u: float, rule: str) -> tuple[int, int]:
     "About side·n cells around the uniform integer centre ⌊u·n⌋, half-open and clipped to [0, n]."
@@ -44,7 +39,7 @@ def random_box(height: int,  # H, image height in pixels
                box_rule: str = "authors",  # "authors": the CutMix code's int() cut, even sides; "round": nearest cut
               ) -> tuple[int, int, int, int]:  # (top, bottom, left, right), half-open, clipped to the image
     "A CutMix box with sides about √(1−λ₀)·(H, W) around a uniformly random centre, clipped at the border."
-    height, width = _check_size(height, "height"), _check_size(width, "width")
+    height, width = check_int(height, "height"), check_int(width, "width")
     check_choice(box_rule, "box_rule", BOX_RULES)
     return _random_box(height, width, check_in_range(lam, "lam", 0.0, 1.0), generator, box_rule)
 
@@ -74,7 +69,7 @@ def minmax_box(height: int,  # H
                generator: torch.Generator | None = None,  # draws the sides and the position
               ) -> tuple[int, int, int, int]:  # (top, bottom, left, right), inside the image
     "timm's `cutmix_minmax` box: each side a uniform integer in [⌊min·n⌋, ⌊max·n⌋), the box placed uniformly inside the image."
-    height, width = _check_size(height, "height"), _check_size(width, "width")
+    height, width = check_int(height, "height"), check_int(width, "width")
     return _minmax_box(height, width, _check_minmax(minmax), generator)
 
 def _minmax_box(height: int, width: int, minmax: tuple[float, float], generator) -> tuple[int, int, int, int]:
@@ -88,7 +83,7 @@ def random_segment(length: int,  # T, the number of steps of a sequence
                    box_rule: str = "authors",  # the same rules as random_box, on one axis
                   ) -> tuple[int, int]:  # (start, stop), half-open, clipped to [0, T]
     "CutMix's box for sequences (B, C, T): about (1 − λ₀)·T steps around a uniformly random centre, clipped."
-    length = _check_size(length, "length")
+    length = check_int(length, "length")
     check_choice(box_rule, "box_rule", BOX_RULES)
     lam = check_in_range(lam, "lam", 0.0, 1.0)
     u = torch.rand((), generator=generator, device=generator_device(generator), dtype=torch.float64).item()
@@ -109,7 +104,7 @@ def box_lambda(height: int,  # H
                box: tuple[int, int, int, int],  # (top, bottom, left, right), half-open
               ) -> float:  # λ = 1 − box area / (H·W), the fraction of pixels kept from the image itself
     "The exact fraction of an H×W image left outside `box`."
-    height, width = _check_size(height, "height"), _check_size(width, "width")
+    height, width = check_int(height, "height"), check_int(width, "width")
     top, bottom, left, right = _check_box(height, width, box)
     return 1.0 - (bottom - top) * (right - left) / (height * width)
 
@@ -168,9 +163,8 @@ def cutmix_plan(batch_size: int,  # B, the number of samples (≥ 2)
                ) -> CutMixPlan:
     "Draw a CutMix plan: one box for the batch, its exact λ, and the partners."
     alpha = check_positive(alpha, "alpha")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 2:
-        raise ValueError(f"batch_size must be an int >= 2 (mixing needs a partner), got {batch_size!r}")
-    height, width = _check_size(height, "height"), _check_size(width, "width")
+    check_int(batch_size, "batch_size", 2)  # mixing needs a partner
+    height, width = check_int(height, "height"), check_int(width, "width")
     check_choice(box_rule, "box_rule", BOX_RULES)
     check_choice(partner, "partner", PARTNERS)
     minmax = None if cutmix_minmax is None else _check_minmax(cutmix_minmax)

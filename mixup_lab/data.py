@@ -16,23 +16,16 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
-from .core import check_choice, check_in_range, generator_device, uniform
+from .core import (PicklableGenerators, check_bool, check_choice, check_generator, check_in_range, check_int,
+                            generator_device, uniform, worker_generator)
+
+_check_int = check_int  # the former private name, still imported by mixup_lab.loader
 
 # %% auto #0
 __all__ = ['CIFAR10_MEAN', 'CIFAR10_STD', 'CIFAR100_MEAN', 'CIFAR100_STD', 'IMAGENET_MEAN', 'IMAGENET_STD', 'CIFAR_NAMES',
            'NORMALIZATIONS', 'SPLITS', 'CIFAR10_CLASSES', 'CORRUPTIONS', 'digits', 'half_moons', 'helix', 'cutout_mask',
            'Cutout', 'normalization_stats', 'cifar_transforms', 'cifar', 'image_folder', 'write_cifar',
            'write_image_folder', 'corrupt', 'CorruptedDataset', 'TwoViews', 'loader']
-
-# %% ../nbs/01_data.ipynb #bef735fc
-def _check_int(value, name: str, low: int = 1, high: int | None = None) -> int:
-    "Check that `value` is an int in [low, high] (high=None: no upper bound) and return it."
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int, got {value!r}")
-    if value < low or (high is not None and value > high):
-        bound = f">= {low}" if high is None else f"in {low}..{high}"
-        raise ValueError(f"{name} must be an int {bound}, got {value}")
-    return int(value)
 
 # %% ../nbs/01_data.ipynb #804197cb
 def digits(test_size: float = 0.3,  # fraction of the 1797 images held out for testing, in (0, 1)
@@ -44,14 +37,14 @@ def digits(test_size: float = 0.3,  # fraction of the 1797 images held out for t
     from sklearn.model_selection import train_test_split
     if isinstance(test_size, bool) or not isinstance(test_size, (int, float, np.floating)) or not 0 < test_size < 1:
         raise ValueError(f"test_size must lie in the open interval (0, 1), got {test_size!r}")
-    seed = _check_int(seed, "seed", low=0)
+    seed = check_int(seed, "seed", low=0)
     data = load_digits()
     images = torch.from_numpy(data.images.astype(np.float32) / 16.0).unsqueeze(1)
     labels = torch.from_numpy(data.target.astype(np.int64))
     train_idx, test_idx = train_test_split(np.arange(len(labels)), test_size=test_size,
                                            stratify=data.target, random_state=seed)
     if per_class is not None:
-        per_class = _check_int(per_class, "per_class")
+        per_class = check_int(per_class, "per_class")
         y_train = data.target[train_idx]
         available = int(np.bincount(y_train, minlength=10).min())
         if per_class > available:
@@ -73,9 +66,9 @@ def half_moons(n: int = 512,  # number of points (split evenly between the two m
               ) -> tuple[torch.Tensor, torch.Tensor]:  # X float32 (n, 2), y int64 (n,)
     "Two interleaved half circles, one per class (scikit-learn's `make_moons`), as tensors."
     from sklearn.datasets import make_moons
-    n = _check_int(n, "n", low=2)
+    n = check_int(n, "n", low=2)
     noise = check_in_range(noise, "noise", 0.0, math.inf)
-    X, y = make_moons(n_samples=n, noise=noise, random_state=_check_int(seed, "seed", low=0))
+    X, y = make_moons(n_samples=n, noise=noise, random_state=check_int(seed, "seed", low=0))
     return torch.from_numpy(X.astype(np.float32)), torch.from_numpy(y.astype(np.int64))
 
 def helix(n: int = 8192,  # number of points
@@ -84,10 +77,10 @@ def helix(n: int = 8192,  # number of points
           seed: int = 0,
          ) -> tuple[torch.Tensor, torch.Tensor]:  # X float32 (n, 3), t float32 (n,) the curve parameter in [0, 1]
     "Points on a helix (a 1-D curve in R^3) at uniform random positions t, with optional noise."
-    n = _check_int(n, "n")
+    n = check_int(n, "n")
     turns = check_in_range(turns, "turns", 0.0, math.inf)
     noise = check_in_range(noise, "noise", 0.0, math.inf)
-    g = torch.Generator().manual_seed(_check_int(seed, "seed", low=0))
+    g = torch.Generator().manual_seed(check_int(seed, "seed", low=0))
     t = torch.rand(n, generator=g, dtype=torch.float64)
     angle = 2 * math.pi * turns * t
     X = torch.stack([angle.cos(), angle.sin(), 2 * t - 1], dim=1)
@@ -108,20 +101,19 @@ def cutout_mask(centres: torch.Tensor,  # (B, 2) integer (row, column) centres o
     return (rows >= top) & (rows < top + size) & (cols >= left) & (cols < left + size)
 
 # %% ../nbs/01_data.ipynb #77df8faf
-class Cutout:
+class Cutout(PicklableGenerators):
     "Zero a `size`×`size` square with a uniformly drawn centre (clipped at the border) in (C,H,W) or (B,C,H,W) images."
     def __init__(self, size: int = 16,  # side of the square in pixels
                  generator: torch.Generator | None = None):  # source of the centres (global RNG if None)
-        self.size = _check_int(size, "size")
-        if generator is not None and not isinstance(generator, torch.Generator):
-            raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
-        self.generator = generator
+        self.size = check_int(size, "size")
+        self.generator = check_generator(generator)
 
     def mask(self, batch: int, height: int, width: int, device=None) -> torch.Tensor:
         "A boolean (batch, height, width) mask, True inside the squares."
-        dev = generator_device(self.generator)
-        cy = torch.randint(height, (batch,), generator=self.generator, device=dev)
-        cx = torch.randint(width, (batch,), generator=self.generator, device=dev)
+        g = worker_generator(self.generator)  # in a DataLoader worker: the worker's own stream
+        dev = generator_device(g)
+        cy = torch.randint(height, (batch,), generator=g, device=dev)
+        cx = torch.randint(width, (batch,), generator=g, device=dev)
         return cutout_mask(torch.stack([cy, cx], 1).to(device), self.size, height, width)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
@@ -157,7 +149,7 @@ def normalization_stats(name: str,  # "cifar10" or "cifar100": whose statistics 
 def _cutout_size(cutout) -> int:
     "0 for no Cutout (False or None), 16 for True, else the checked size."
     if cutout is None or cutout is False: return 0
-    return 16 if cutout is True else _check_int(cutout, "cutout")
+    return 16 if cutout is True else check_int(cutout, "cutout")
 
 def cifar_transforms(name: str = "cifar10",  # "cifar10" or "cifar100" (selects the "cifar" statistics)
                      train: bool = True,  # training pipeline (augmentation) or evaluation pipeline
@@ -169,8 +161,7 @@ def cifar_transforms(name: str = "cifar10",  # "cifar10" or "cifar100" (selects 
     "The torchvision transform of `cifar`: PIL image -> float tensor (3, 32, 32)."
     from torchvision import transforms as T
     stats = normalization_stats(name, normalize)
-    if not isinstance(cutout_before_normalize, bool):
-        raise TypeError(f"cutout_before_normalize must be True or False, got {cutout_before_normalize!r}")
+    check_bool(cutout_before_normalize, "cutout_before_normalize")
     size = _cutout_size(cutout)
     hole = [Cutout(size)] if train and size else []
     steps = [T.RandomCrop(32, padding=4), T.RandomHorizontalFlip()] if (train and augment) else []
@@ -253,7 +244,7 @@ def cifar(name: str = "cifar10",  # "cifar10" or "cifar100"
     cls_name, title, folder, archive, _, _ = _CIFAR[name]
     root = Path(root).expanduser()
     transform = cifar_transforms(name, train, augment, cutout, normalize, cutout_before_normalize)
-    if not isinstance(verify, bool): raise TypeError(f"verify must be True or False, got {verify!r}")
+    check_bool(verify, "verify")
     hint = (f"{title} was not found: expected the extracted python version of the dataset in {root / folder}/ "
             f"(download {archive} from https://www.cs.toronto.edu/~kriz/cifar.html and extract it into {root}/), "
             f"or pass download=True on a machine with network access.")
@@ -279,7 +270,7 @@ def image_folder(root: str | Path,  # dataset folder holding train/ and val/ (or
     "A class-per-folder dataset split (`ROOT/SPLIT/CLASS/*.jpg`) with the usual fine-grained transforms."
     from torchvision import datasets, transforms as T
     split = check_choice(split, "split", SPLITS)
-    image_size = _check_int(image_size, "image_size")
+    image_size = check_int(image_size, "image_size")
     folder = Path(root).expanduser() / split
     if not folder.is_dir():
         present = sorted(p.name for p in Path(root).expanduser().iterdir() if p.is_dir()) if Path(root).is_dir() else []
@@ -319,10 +310,10 @@ def write_cifar(root: str | Path,  # the data root: the dataset folder is create
                ) -> Path:  # the dataset folder, e.g. root/cifar-10-batches-py
     "Write a stand-in CIFAR-10/100 in the published python-pickle format, readable by torchvision (`cifar(..., verify=False)`)."
     name = check_choice(name, "name", CIFAR_NAMES)
-    per_class = _check_int(per_class, "per_class")
-    test_per_class = per_class if test_per_class is None else _check_int(test_per_class, "test_per_class")
+    per_class = check_int(per_class, "per_class")
+    test_per_class = per_class if test_per_class is None else check_int(test_per_class, "test_per_class")
     classes = 10 if name == "cifar10" else 100
-    rng = np.random.default_rng(_check_int(seed, "seed", low=0))
+    rng = np.random.default_rng(check_int(seed, "seed", low=0))
     templates = _templates(rng, classes, 32, 32)
     folder = Path(root).expanduser() / _CIFAR[name][2]
     folder.mkdir(parents=True, exist_ok=True)
@@ -360,15 +351,15 @@ def write_image_folder(root: str | Path,  # the dataset folder (e.g. DATA_ROOT/c
                       ) -> Path:  # root
     "Write a CUB-style image-folder dataset of JPEGs with class-dependent colours (the layout of `image_folder`)."
     from PIL import Image
-    names = [f"class_{k}" for k in range(_check_int(classes, "classes"))] if isinstance(classes, (int, np.integer)) \
+    names = [f"class_{k}" for k in range(check_int(classes, "classes"))] if isinstance(classes, (int, np.integer)) \
         else [str(c) for c in classes]
     if not names or len(set(names)) != len(names) or any(not n or "/" in n or n in (".", "..") for n in names):
         raise ValueError(f"classes must be an int >= 1 or distinct folder names, got {classes!r}")
-    per_class = _check_int(per_class, "per_class")
+    per_class = check_int(per_class, "per_class")
     for s in splits: check_choice(s, "split", SPLITS)
     height, width = (size, size) if isinstance(size, (int, np.integer)) else tuple(size)
-    height, width = _check_int(height, "size", 8), _check_int(width, "size", 8)
-    rng = np.random.default_rng(_check_int(seed, "seed", low=0))
+    height, width = check_int(height, "size", 8), check_int(width, "size", 8)
+    rng = np.random.default_rng(check_int(seed, "seed", low=0))
     templates = _templates(rng, len(names), height + 4, width + 4)
     root = Path(root).expanduser()
     for split in splits:
@@ -427,14 +418,13 @@ def corrupt(x: torch.Tensor,  # float images in [0, 1], (B, C, H, W) or (C, H, W
            ) -> torch.Tensor:  # corrupted images, same shape, dtype and device, clipped to [0, 1]
     "Apply the common corruption `name` at `severity` (1..5) to a batch of [0, 1] images, vectorised."
     name = check_choice(name, "name", CORRUPTIONS)
-    if isinstance(severity, bool) or not isinstance(severity, (int, np.integer)) or not 1 <= severity <= 5:
-        raise ValueError(f"severity must be an int in (1, 2, 3, 4, 5), got {severity!r}")
+    severity = check_int(severity, "severity", 1, 5)
     if not isinstance(x, torch.Tensor) or not x.dtype.is_floating_point or x.ndim not in (3, 4):
         what = f"{x.dtype} tensor of shape {tuple(x.shape)}" if isinstance(x, torch.Tensor) else type(x).__name__
         raise ValueError(f"x must be a floating-point image tensor (C, H, W) or (B, C, H, W) in [0, 1], got {what}")
     batched = x if x.ndim == 4 else x.unsqueeze(0)
     # float32 arithmetic: Poisson draws and small noise amplitudes are inaccurate in half precision.
-    out = _apply(batched.float(), name, _SEVERITY[name][int(severity) - 1], generator).clamp_(0, 1).to(x.dtype)
+    out = _apply(batched.float(), name, _SEVERITY[name][severity - 1], generator).clamp_(0, 1).to(x.dtype)
     return out if x.ndim == 4 else out.squeeze(0)
 
 # %% ../nbs/01_data.ipynb #5ad63efc
@@ -447,7 +437,7 @@ class CorruptedDataset(Dataset):
                  normalize: Callable | None = None):  # applied after corrupting, e.g. torchvision Normalize
         corrupt(torch.zeros(1, 1, 1), name, severity)  # validate name and severity now, not at the first item
         self.dataset, self.name, self.severity = dataset, name, int(severity)
-        self.seed = _check_int(seed, "seed", low=0)
+        self.seed = check_int(seed, "seed", low=0)
         if normalize is not None and not callable(normalize):
             raise TypeError(f"normalize must be callable or None, got {type(normalize).__name__}")
         self.normalize = normalize
@@ -488,12 +478,11 @@ def loader(dataset,  # any map-style dataset
            **kwargs,  # passed to DataLoader (pin_memory, persistent_workers, collate_fn, ...)
           ) -> DataLoader:
     "A `DataLoader` whose shuffling and worker seeds follow `generator`."
-    batch_size = _check_int(batch_size, "batch_size")
-    num_workers = _check_int(num_workers, "num_workers", low=0)
+    batch_size = check_int(batch_size, "batch_size")
+    num_workers = check_int(num_workers, "num_workers", low=0)
     if sampler is not None and shuffle:
         raise ValueError("shuffle must be False when a sampler is given (the sampler decides the order)")
-    if generator is not None and not isinstance(generator, torch.Generator):
-        raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
+    check_generator(generator)
     return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, sampler=sampler, generator=generator,
                       num_workers=num_workers, drop_last=drop_last, **kwargs)
 

@@ -10,25 +10,20 @@ import math
 import numpy as np
 import torch
 
-from .core import InputMixer, LinearPlan, check_in_range, check_positive, generator_device, random_permutation
+from .core import (InputMixer, LinearPlan, check_in_range, check_int, check_positive, generator_device,
+                            random_permutation, worker_generator)
 from .core import _beta_scalar
-from .cutmix import _check_size
 
 # %% auto #0
 __all__ = ['frequency_grid', 'low_frequency_noise', 'top_fraction_mask', 'fmix_mask', 'boundary_density', 'FMixPlan', 'FMix']
 
 # %% ../nbs/17_fmix.ipynb #d91b4974
-def _check_count(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be an int >= 1, got {value!r}")
-    return int(value)
-
 def frequency_grid(height: int,  # H, image height in pixels
                    width: int,  # W, image width in pixels
                    device: torch.device | str | None = None,
                   ) -> torch.Tensor:  # (H, W // 2 + 1) float64
     "The radial frequency √(f_y² + f_x²), in cycles per pixel, of every bin of the real 2-D FFT of an H×W image."
-    height, width = _check_size(height, "height"), _check_size(width, "width")
+    height, width = check_int(height, "height"), check_int(width, "width")
     fy = torch.fft.fftfreq(height, dtype=torch.float64, device=device)
     fx = torch.fft.rfftfreq(width, dtype=torch.float64, device=device)
     return torch.sqrt(fy[:, None] ** 2 + fx[None, :] ** 2)
@@ -48,8 +43,8 @@ def low_frequency_noise(n: int,  # how many images
                         generator: torch.Generator | None = None,  # source of the Gaussian spectrum (global RNG if None)
                        ) -> torch.Tensor:  # (n, H, W) float64, on the generator's device
     "n grey-scale images whose Fourier spectrum is complex Gaussian noise damped by 1/f^δ: FMix's smooth random images."
-    n = _check_count(n, "n")
-    height, width = _check_size(height, "height"), _check_size(width, "width")
+    n = check_int(n, "n")
+    height, width = check_int(height, "height"), check_int(width, "width")
     return _low_frequency_noise(n, height, width, check_positive(decay_power, "decay_power"), generator)
 
 # %% ../nbs/17_fmix.ipynb #24294ca9
@@ -121,9 +116,12 @@ class FMix(InputMixer):
                  num_classes: int = None,  # K, the number of classes (required)
                  prob: float = 1.0,  # probability that a batch is mixed at all
                  decay_power: float = 3.0,  # δ > 0: the noise spectrum decays as 1/f^δ (3 in the paper)
-                 generator: torch.Generator | None = None):  # source of all random draws
+                 generator: torch.Generator | None = None,  # source of all random draws
+                 *,
+                 label_smoothing: float = 0.0,  # ε: ε/K off and 1 − ε + ε/K on the label, before mixing (timm's)
+                 check_finite: bool = False):  # raise a ValueError on NaN/Inf in x (one pass over the batch)
         if num_classes is None: raise TypeError("num_classes is required, e.g. FMix(alpha=1.0, num_classes=10)")
-        super().__init__(num_classes, prob, generator)
+        super().__init__(num_classes, prob, generator, label_smoothing, check_finite)
         self.alpha = check_positive(alpha, "alpha")
         self.decay_power = check_positive(decay_power, "decay_power")
 
@@ -131,11 +129,12 @@ class FMix(InputMixer):
         "Draw λ, one mask for the batch and the partner permutation for the checked batch `x` of shape (B, ..., H, W)."
         if x.ndim < 3: raise ValueError(f"x must have shape (B, ..., H, W) with at least 3 dimensions, got {tuple(x.shape)}")
         h, w = x.shape[-2:]
-        lam = _beta_scalar(self.alpha, self.alpha, self.generator)
-        mask = _top_fraction_mask(_low_frequency_noise(1, h, w, self.decay_power, self.generator)[0], lam)
+        g = worker_generator(self.generator)  # in a DataLoader worker: the worker's own stream
+        lam = _beta_scalar(self.alpha, self.alpha, g)
+        mask = _top_fraction_mask(_low_frequency_noise(1, h, w, self.decay_power, g)[0], lam)
         kept = math.floor(lam * h * w + 0.5)  # the mask's exact pixel count, known without reading it back
-        return FMixPlan(mask.to(x.device), random_permutation(x.shape[0], self.generator, x.device), kept / (h * w))
+        return FMixPlan(mask.to(x.device), random_permutation(x.shape[0], g, x.device), kept / (h * w))
 
     def __repr__(self):
         return (f"FMix(alpha={self.alpha:g}, num_classes={self.num_classes}, prob={self.prob:g}, "
-                f"decay_power={self.decay_power:g})")
+                f"decay_power={self.decay_power:g}{self._extra_repr()})")

@@ -12,7 +12,7 @@ import torch
 import torch.nn as nn
 
 from .core import (IdentityPlan, LinearPlan, MixPlan, ModelParts, PicklableGenerators, as_soft_targets,
-                            check_batch, check_finite, check_in_range, check_num_classes, check_positive,
+                            check_batch, check_bool, check_finite, check_generator, check_in_range, check_num_classes, check_positive,
                             random_permutation, sample_beta, soft_target_cross_entropy, split_model, uniform,
                             worker_generator)
 from .core import _check_labels, _check_smoothing, _cross_entropy
@@ -123,12 +123,9 @@ class ManifoldMixup(PicklableGenerators):
                 raise ValueError(f"layers must be None or a non-empty list of module names, got {layers!r}")
         self.layers = layers
         self.prob = check_in_range(prob, "prob", 0.0, 1.0)
-        if generator is not None and not isinstance(generator, torch.Generator):
-            raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
-        self.generator = generator
+        self.generator = check_generator(generator)
         self.label_smoothing = _check_smoothing(label_smoothing)
-        if not isinstance(check_finite, bool): raise TypeError(f"check_finite must be True or False, got {check_finite!r}")
-        self.check_finite = check_finite
+        self.check_finite = check_bool(check_finite, "check_finite")
 
     def sample(self, model: nn.Module, x: torch.Tensor) -> tuple[MixPlan, str]:
         "Draw the random decision for a batch: (plan, layer); (IdentityPlan(), 'input') when the coin says no mixing or B = 1."

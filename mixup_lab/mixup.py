@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .core import (PARTNERS, IdentityPlan, InputMixer, LinearPlan, check_choice, check_positive,
+from .core import (PARTNERS, IdentityPlan, InputMixer, LinearPlan, check_choice, check_int, check_positive,
                             partner_index, sample_beta, uniform, worker_generator)
 from .core import _beta_scalar
 
@@ -35,8 +35,7 @@ def mixup_plan(batch_size: int,  # B, the number of samples to mix (≥ 2)
     alpha = check_positive(alpha, "alpha")
     check_choice(mode, "mode", MIXUP_MODES)
     check_choice(partner, "partner", PARTNERS)
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 2:
-        raise ValueError(f"batch_size must be an int >= 2 (mixing needs a partner), got {batch_size!r}")
+    check_int(batch_size, "batch_size", 2)  # mixing needs a partner
     return _mixup_plan(int(batch_size), alpha, mode, generator, device, partner)
 
 def _mixup_plan(batch_size: int, alpha: float, mode: str, generator, device, partner: str = "random") -> MixupPlan:

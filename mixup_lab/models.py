@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from .core import check_choice, check_num_classes, split_model
+from .core import check_bool, check_choice, check_int, check_num_classes, split_model
 
 # %% auto #0
 __all__ = ['TORCHVISION_WEIGHTS', 'WEIGHTS_ENV', 'MODELS', 'count_parameters', 'small_cnn', 'mlp', 'cifar_resnet18',
@@ -20,12 +20,6 @@ __all__ = ['TORCHVISION_WEIGHTS', 'WEIGHTS_ENV', 'MODELS', 'count_parameters', '
            'get_model']
 
 # %% ../nbs/02_models.ipynb #1a886cbb
-def _check_int(value, name: str, low: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {value!r}")
-    if value < low: raise ValueError(f"{name} must be an int >= {low}, got {value}")
-    return value
-
 def count_parameters(model: nn.Module,  # any module
                      trainable_only: bool = False,  # count only parameters with requires_grad
                     ) -> int:
@@ -43,7 +37,7 @@ def small_cnn(num_classes: int = 10,  # K
               width: int = 32,  # channels of the first block (the last two have 2·width)
              ) -> nn.Sequential:
     "Three conv-BN-ReLU blocks (one stride-2), global average pooling and a linear head, as a named `nn.Sequential`."
-    num_classes, in_channels, width = check_num_classes(num_classes), _check_int(in_channels, "in_channels"), _check_int(width, "width")
+    num_classes, in_channels, width = check_num_classes(num_classes), check_int(in_channels, "in_channels"), check_int(width, "width")
     return nn.Sequential(OrderedDict(
         block1=_conv_block(in_channels, width), block2=_conv_block(width, 2 * width, stride=2),
         block3=_conv_block(2 * width, 2 * width), pool=nn.AdaptiveAvgPool2d(1), flatten=nn.Flatten(),
@@ -57,7 +51,7 @@ def mlp(in_features: int = 2,  # input dimension
        ) -> nn.Sequential:
     "`depth` Linear-ReLU blocks named block1, block2, … and a linear head `fc`."
     num_classes = check_num_classes(num_classes)
-    in_features, hidden, depth = _check_int(in_features, "in_features"), _check_int(hidden, "hidden"), _check_int(depth, "depth")
+    in_features, hidden, depth = check_int(in_features, "in_features"), check_int(hidden, "hidden"), check_int(depth, "depth")
     blocks = [(f"block{i + 1}", nn.Sequential(nn.Linear(in_features if i == 0 else hidden, hidden), nn.ReLU(inplace=True)))
               for i in range(depth)]
     return nn.Sequential(OrderedDict(blocks + [("fc", nn.Linear(hidden, num_classes))]))
@@ -74,14 +68,14 @@ def cifar_resnet18(num_classes: int = 10,  # K
                   ) -> nn.Module:
     "torchvision ResNet-18 with the CIFAR stem: 3×3 stride-1 conv1 (64 channels, no bias), no max-pool."
     from torchvision.models import resnet18
-    return _cifar_stem(resnet18(num_classes=check_num_classes(num_classes)), _check_int(in_channels, "in_channels"))
+    return _cifar_stem(resnet18(num_classes=check_num_classes(num_classes)), check_int(in_channels, "in_channels"))
 
 def cifar_resnet50(num_classes: int = 100,  # K
                    in_channels: int = 3,
                   ) -> nn.Module:
     "torchvision ResNet-50 with the CIFAR stem: 3×3 stride-1 conv1 (64 channels, no bias), no max-pool."
     from torchvision.models import resnet50
-    return _cifar_stem(resnet50(num_classes=check_num_classes(num_classes)), _check_int(in_channels, "in_channels"))
+    return _cifar_stem(resnet50(num_classes=check_num_classes(num_classes)), check_int(in_channels, "in_channels"))
 
 # %% ../nbs/02_models.ipynb #3600ff5b
 def timm_model(name: str,  # a timm architecture, e.g. "resnet50" or "resnet50.a1_in1k"
@@ -135,8 +129,8 @@ def pretrained_weights_path(name: str,  # "resnet18" or "resnet50"
 
 def _imagenet_resnet(name: str, num_classes: int, in_channels: int, pretrained: bool, weights_dir) -> nn.Module:
     from torchvision import models
-    num_classes, in_channels = check_num_classes(num_classes), _check_int(in_channels, "in_channels")
-    if not isinstance(pretrained, bool): raise TypeError(f"pretrained must be True or False, got {pretrained!r}")
+    num_classes, in_channels = check_num_classes(num_classes), check_int(in_channels, "in_channels")
+    check_bool(pretrained, "pretrained")
     if pretrained and in_channels != 3:
         raise ValueError(f"pretrained ImageNet weights are for 3-channel images, got in_channels={in_channels}")
     if not pretrained:

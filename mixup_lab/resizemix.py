@@ -11,8 +11,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .core import InputMixer, LinearPlan, check_choice, check_in_range, generator_device, random_permutation
-from .cutmix import _check_box, _check_size
+from .core import (InputMixer, LinearPlan, check_choice, check_in_range, check_int, generator_device,
+                            random_permutation, worker_generator)
+from .cutmix import _check_box
 
 # %% auto #0
 __all__ = ['INTERPOLATIONS', 'resize_box', 'paste_resized', 'ResizeMixPlan', 'ResizeMix']
@@ -30,7 +31,7 @@ def resize_box(height: int,  # H, image height in pixels
                generator: torch.Generator | None = None,  # draws the position (global RNG if None)
               ) -> tuple[int, int, int, int]:  # (top, bottom, left, right), half-open, inside the image
     "A ⌊τH⌉×⌊τW⌉ box (at least one pixel a side) at a uniformly random position that fits inside the image."
-    height, width = _check_size(height, "height"), _check_size(width, "width")
+    height, width = check_int(height, "height"), check_int(width, "width")
     tau = check_in_range(tau, "tau", 0.0, 1.0)
     if tau == 0: raise ValueError("tau must lie in (0, 1], got 0.0")
     return _resize_box(height, width, tau, generator)
@@ -97,16 +98,19 @@ class ResizeMix(InputMixer):
                  num_classes: int = None,  # K, the number of classes (required)
                  prob: float = 1.0,  # probability that a batch is mixed at all
                  interpolation: str = "nearest",  # how the partner is resized: one of INTERPOLATIONS
-                 generator: torch.Generator | None = None):  # source of all random draws
+                 generator: torch.Generator | None = None,  # source of all random draws
+                 *,
+                 label_smoothing: float = 0.0,  # ε: ε/K off and 1 − ε + ε/K on the label, before mixing (timm's)
+                 check_finite: bool = False):  # raise a ValueError on NaN/Inf in x (one pass over the batch)
         if num_classes is None: raise TypeError("num_classes is required, e.g. ResizeMix(num_classes=10)")
-        super().__init__(num_classes, prob, generator)
+        super().__init__(num_classes, prob, generator, label_smoothing, check_finite)
         self.scale = _check_scale(scale)
         self.interpolation = check_choice(interpolation, "interpolation", INTERPOLATIONS)
 
     def plan(self, x: torch.Tensor) -> ResizeMixPlan:
         "Draw τ, the box and the partner permutation for the checked batch `x` of shape (B, ..., H, W)."
         if x.ndim < 3: raise ValueError(f"x must have shape (B, ..., H, W) with at least 3 dimensions, got {tuple(x.shape)}")
-        g, (low, high) = self.generator, self.scale
+        g, (low, high) = worker_generator(self.generator), self.scale  # a worker's own stream in a DataLoader worker
         tau = low + (high - low) * torch.rand((), generator=g, device=generator_device(g), dtype=torch.float64).item()
         height, width = x.shape[-2:]
         top, bottom, left, right = box = _resize_box(height, width, tau, g)
@@ -115,4 +119,4 @@ class ResizeMix(InputMixer):
 
     def __repr__(self):
         return (f"ResizeMix(scale=({self.scale[0]:g}, {self.scale[1]:g}), num_classes={self.num_classes}, "
-                f"prob={self.prob:g}, interpolation={self.interpolation!r})")
+                f"prob={self.prob:g}, interpolation={self.interpolation!r}{self._extra_repr()})")

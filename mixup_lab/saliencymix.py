@@ -12,9 +12,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .core import InputMixer, LinearPlan, check_choice, check_in_range, check_positive, random_permutation
+from .core import (InputMixer, LinearPlan, check_choice, check_in_range, check_int, check_positive,
+                            random_permutation, worker_generator)
 from .core import _beta_scalar
-from .cutmix import _check_size
 
 # %% auto #0
 __all__ = ['SALIENCYMIX_MODES', 'spectral_residual', 'saliency_map', 'saliency_peak', 'peak_boxes', 'SaliencyMixPlan',
@@ -46,8 +46,7 @@ def spectral_residual(grey: torch.Tensor,  # (B, h, w) real grey-scale images
         raise ValueError(f"grey must be a (B, h, w) floating-point tensor, got "
                          f"{tuple(grey.shape) if isinstance(grey, torch.Tensor) else type(grey).__name__}")
     sigma = check_positive(sigma, "sigma")
-    if isinstance(average, bool) or not isinstance(average, int) or average < 1 or average % 2 == 0:
-        raise ValueError(f"average must be an odd int >= 1, got {average!r}")
+    if check_int(average, "average") % 2 == 0: raise ValueError(f"average must be an odd int >= 1, got {average}")
     spectrum = torch.fft.fft2(grey)
     log_amplitude = torch.log(spectrum.abs().clamp_min(1e-12))  # the floor only matters for exactly-zero bins
     p = average // 2
@@ -77,7 +76,7 @@ def saliency_map(x: torch.Tensor,  # (B, ..., H, W) images; the dimensions betwe
     height, width = grey.shape[-2:]
     if size is None: work = (height, width)
     else:
-        size = _check_size(size, "size")
+        size = check_int(size, "size")
         work = (min(height, size), min(width, size))  # shrink large images, never up-sample small ones
         sigma = sigma * min(work) / size
     # float32 whatever autocast says: the FFTs, logs and the cached blur matrices need it (and stay float32 in the cache)
@@ -105,7 +104,7 @@ def peak_boxes(height: int,  # H
                peaks: torch.Tensor,  # (B, 2) integer (row, column) centres, e.g. from saliency_peak
               ) -> torch.Tensor:  # (B, 4) long: (top, bottom, left, right) per box, half-open, clipped
     "CutMix boxes for λ₀ centred on given pixels and clipped at the border."
-    height, width = _check_size(height, "height"), _check_size(width, "width")
+    height, width = check_int(height, "height"), check_int(width, "width")
     lam = check_in_range(lam, "lam", 0.0, 1.0)
     if not isinstance(peaks, torch.Tensor) or peaks.ndim != 2 or peaks.shape[1] != 2 or peaks.dtype.is_floating_point:
         raise ValueError(f"peaks must be a (B, 2) integer tensor of (row, column), got "
@@ -155,18 +154,22 @@ class SaliencyMix(InputMixer):
                  prob: float = 1.0,  # probability that a batch is mixed at all
                  mode: str = "batch",  # "batch": one box from the partner of sample 0 (authors' code); "elem": a box per sample
                  saliency_size: int | None = 64,  # largest working side of the saliency maps (None: the images' own size)
-                 generator: torch.Generator | None = None):  # source of all random draws
+                 generator: torch.Generator | None = None,  # source of all random draws
+                 *,
+                 label_smoothing: float = 0.0,  # ε: ε/K off and 1 − ε + ε/K on the label, before mixing (timm's)
+                 check_finite: bool = False):  # raise a ValueError on NaN/Inf in x (one pass over the batch)
         if num_classes is None: raise TypeError("num_classes is required, e.g. SaliencyMix(alpha=1.0, num_classes=10)")
-        super().__init__(num_classes, prob, generator)
+        super().__init__(num_classes, prob, generator, label_smoothing, check_finite)
         self.alpha = check_positive(alpha, "alpha")
         self.mode = check_choice(mode, "mode", SALIENCYMIX_MODES)
-        self.saliency_size = None if saliency_size is None else _check_size(saliency_size, "saliency_size")
+        self.saliency_size = None if saliency_size is None else check_int(saliency_size, "saliency_size")
 
     def plan(self, x: torch.Tensor) -> SaliencyMixPlan:
         "Draw λ₀ and the permutation, find the partners' saliency peaks and their boxes for the checked batch `x`."
         if x.ndim < 3: raise ValueError(f"x must have shape (B, ..., H, W) with at least 3 dimensions, got {tuple(x.shape)}")
-        lam0 = _beta_scalar(self.alpha, self.alpha, self.generator)
-        perm = random_permutation(x.shape[0], self.generator, x.device)
+        g = worker_generator(self.generator)  # in a DataLoader worker: the worker's own stream
+        lam0 = _beta_scalar(self.alpha, self.alpha, g)
+        perm = random_permutation(x.shape[0], g, x.device)
         height, width = x.shape[-2:]
         if self.mode == "batch":  # the authors' code: the saliency of the first sample's partner decides the box
             peaks = saliency_peak(saliency_map(x.index_select(0, perm[:1]), self.saliency_size))
@@ -179,4 +182,4 @@ class SaliencyMix(InputMixer):
 
     def __repr__(self):
         return (f"SaliencyMix(alpha={self.alpha:g}, num_classes={self.num_classes}, prob={self.prob:g}, "
-                f"mode={self.mode!r}, saliency_size={self.saliency_size})")
+                f"mode={self.mode!r}, saliency_size={self.saliency_size}{self._extra_repr()})")

@@ -12,7 +12,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .core import (IdentityPlan, InputMixer, PicklableGenerators, _check_real, as_soft_targets, check_batch,
-                            check_choice, check_num_classes, soft_target_cross_entropy, split_model)
+                            check_bool, check_choice, check_num_classes, soft_target_cross_entropy, split_model)
 from .core import _check_labels, _cross_entropy
 from .mixup import Mixup
 
@@ -56,8 +56,7 @@ class SemanticEquivariantMixup(PicklableGenerators):
                 raise ValueError("generator is only used to build the default mixer; set it on the mixer you pass")
         weight = _check_real(weight, "weight")
         if not 0 <= weight < math.inf: raise ValueError(f"weight must be a finite number >= 0, got {weight}")
-        if not isinstance(stop_grad_target, bool):
-            raise TypeError(f"stop_grad_target must be True or False, got {stop_grad_target!r}")
+        check_bool(stop_grad_target, "stop_grad_target")
         self.mixer, self.weight = mixer, weight
         self.num_classes = mixer.num_classes if mixer.num_classes is not None else (
             None if num_classes is None else check_num_classes(num_classes))

@@ -12,9 +12,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .core import (IdentityPlan, MixPlan, ModelParts, as_soft_targets, check_batch, check_choice,
-                            check_in_range, check_num_classes, check_positive, random_permutation, sample_beta,
-                            soft_target_cross_entropy, split_model, uniform)
+from .core import (IdentityPlan, MixPlan, ModelParts, PicklableGenerators, as_soft_targets, check_batch,
+                            check_choice, check_generator, check_in_range, check_num_classes, check_positive,
+                            random_permutation, sample_beta, soft_target_cross_entropy, split_model, uniform,
+                            worker_generator)
+from .core import _check_smoothing
 
 # %% auto #0
 __all__ = ['semantic_percent_map', 'SnapMixPlan', 'percent_maps', 'SnapMix']
@@ -152,14 +154,16 @@ def _proportions(maps: torch.Tensor,  # (B, H, W) semantic percent maps (NaN whe
         rho_a, rho_b = torch.where(same, total, rho_a), torch.where(same, total, rho_b)
     return rho_a.nan_to_num(nan=1 - area), rho_b.nan_to_num(nan=area)
 
-class SnapMix:
+class SnapMix(PicklableGenerators):
     "SnapMix (Huang et al., 2021): CAM-weighted asymmetric box mixing; `mixer(model, x, y)` and `loss(model, x, y)`."
     def __init__(self, num_classes: int,  # K
                  beta: float = 5.0,  # λ, λ1 ~ Beta(beta, beta); the paper uses 5
                  prob: float = 1.0,  # probability that a batch is mixed at all
                  same_label: str = "sum",  # "sum": published rule, ρ_a = ρ_b = ρ_a + ρ_b for equal labels; "merge": keep raw ρ's
                  cam_model: nn.Module | None = None,  # a fixed network for the maps (the public code's --weightfile); None: the trained model
-                 generator: torch.Generator | None = None):  # source of all random draws
+                 generator: torch.Generator | None = None,  # source of all random draws
+                 *,
+                 label_smoothing: float = 0.0):  # ε: targets ρ_a·ỹ_a + ρ_b·ỹ_b with ỹ timm's smoothed one-hot (ε/K off, 1 − ε + ε/K on)
         self.num_classes = check_num_classes(num_classes)
         self.beta = check_positive(beta, "beta")
         self.prob = check_in_range(prob, "prob", 0.0, 1.0)
@@ -169,9 +173,8 @@ class SnapMix:
                 raise TypeError(f"cam_model must be an nn.Module or None, got {type(cam_model).__name__}")
             _cam_parts(cam_model, self.num_classes)  # a bad CAM network fails here, not at the first step
         self.cam_model = cam_model
-        if generator is not None and not isinstance(generator, torch.Generator):
-            raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
-        self.generator = generator
+        self.generator = check_generator(generator)
+        self.label_smoothing = _check_smoothing(label_smoothing)
 
     def _maps_model(self, model: nn.Module, device: torch.device) -> nn.Module:
         "The network the maps come from, checked; a fixed cam_model follows the batch to its device."
@@ -188,11 +191,12 @@ class SnapMix:
         if x.ndim != 4: raise ValueError(f"x must be a batch of images (B, C, H, W), got shape {tuple(x.shape)}")
         cam_model = self._maps_model(model, x.device)  # fail early, whatever the coin says
         targets = as_soft_targets(y, self.num_classes)  # also checks the labels
-        classes = targets.argmax(1) if y.dtype.is_floating_point else y.to(x.device).long()
-        if uniform((), self.generator).item() >= self.prob: return IdentityPlan()
-        lam, lam1 = sample_beta(self.beta, size=2, generator=self.generator).tolist()
-        perm = random_permutation(x.shape[0], self.generator, device=x.device)
-        u = uniform(4, self.generator).tolist()
+        classes = targets.argmax(1).to(x.device) if y.ndim == 2 else y.to(x.device).long()  # (B, K) targets of any dtype
+        g = worker_generator(self.generator)
+        if uniform((), g).item() >= self.prob: return IdentityPlan()
+        lam, lam1 = sample_beta(self.beta, size=2, generator=g).tolist()
+        perm = random_permutation(x.shape[0], g, device=x.device)
+        u = uniform(4, g).tolist()
         (height, width) = x.shape[-2:]
         box_a, box_b = _random_box(lam, height, width, u[0], u[1]), _random_box(lam1, height, width, u[2], u[3])
         if _area(box_a) == 0 or _area(box_b) == 0: return IdentityPlan()
@@ -202,9 +206,9 @@ class SnapMix:
         return SnapMixPlan(perm, box_a, box_b, rho_a, rho_b, maps)
 
     def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        "The mixed batch and its (B, K) targets ρ_a·onehot(y_a) + ρ_b·onehot(y_b) (rows need not sum to 1)."
+        "The mixed batch and its (B, K) targets ρ_a·ỹ_a + ρ_b·ỹ_b, ỹ the one-hot smoothed by `label_smoothing` (rows need not sum to 1)."
         plan = self.plan(model, x, y)
-        return plan.inputs(x), plan.rows(as_soft_targets(y, self.num_classes))
+        return plan.inputs(x), plan.rows(as_soft_targets(y, self.num_classes, label_smoothing=self.label_smoothing))
 
     def loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         "ρ_a CE(y_a) + ρ_b CE(y_b) of the model on the mixed batch, as one soft-target cross-entropy."
@@ -213,5 +217,6 @@ class SnapMix:
 
     def __repr__(self):
         cam = "" if self.cam_model is None else f", cam_model={type(self.cam_model).__name__}"
+        cam += f", label_smoothing={self.label_smoothing:g}" if self.label_smoothing else ""
         return (f"SnapMix(num_classes={self.num_classes}, beta={self.beta}, prob={self.prob}, "
                 f"same_label={self.same_label!r}{cam})")

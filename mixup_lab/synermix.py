@@ -13,8 +13,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.data import Sampler
 
-from .core import (ERM, Objective, check_in_range, check_batch, check_choice, check_num_classes, one_hot,
-                            random_permutation, soft_target_cross_entropy, split_model, uniform)
+from .core import (Objective, PicklableGenerators, as_soft_targets, check_batch, check_choice, check_generator,
+                            check_in_range, check_int, check_num_classes, one_hot, random_permutation,
+                            soft_target_cross_entropy, split_model, uniform, worker_generator)
+from .core import _check_logits, _check_smoothing, _cross_entropy
 from .mixup import Mixup
 from .manifold import ManifoldMixup
 
@@ -75,21 +77,36 @@ def _two_views(x) -> tuple[torch.Tensor, torch.Tensor]:
         return x[0], x[1]
     raise TypeError("x must be a tensor or a pair of tensors (x_augmented, x_clean), e.g. from mixup_lab.data.TwoViews")
 
-class SynerMix:
+def _inter_smoothing(inter, label_smoothing) -> float:
+    "The label smoothing of both SynerMix terms: the given ε, which the inter objective must share, or the inter objective's."
+    own = getattr(inter, "label_smoothing", None)  # an objective without the attribute has no say
+    if label_smoothing is None: return 0.0 if own is None else _check_smoothing(own)
+    eps = _check_smoothing(label_smoothing)
+    if own is not None and own != eps:
+        raise ValueError(f"label_smoothing={eps:g} differs from the inter mixer's label_smoothing={own:g}; both terms smooth "
+                         f"the same labels, so set it on the mixer too (get_objective('synermix', ..., label_smoothing=ε) "
+                         "does both)")
+    return eps
+
+class SynerMix(PicklableGenerators):
     "SynerMix: β·(intra-class mixup of clean features) + (1 − β)·(inter-class objective on augmented images)."
     def __init__(self, num_classes: int,  # K
                  beta: float = 0.5,  # weight of the intra-class term, in [0, 1]
                  inter: Objective | None = None,  # Mixup/ManifoldMixup/any objective; None = plain CE (ERM)
-                 generator: torch.Generator | None = None):  # source of the intra-class weights
+                 generator: torch.Generator | None = None,  # source of the intra-class weights
+                 *,
+                 label_smoothing: float | None = None):  # ε of both terms (timm's); None: the inter mixer's (0 without one)
         self.num_classes = check_num_classes(num_classes)
         self.beta = check_in_range(beta, "beta", 0.0, 1.0)
         if inter is not None and not callable(getattr(inter, "loss", None)):
             raise TypeError(f"inter must be None or an objective with loss(model, x, y) (e.g. Mixup, ManifoldMixup), "
                             f"got {type(inter).__name__}")
-        if generator is not None and not isinstance(generator, torch.Generator):
-            raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
-        self.inter, self.generator = inter, generator
+        self.inter, self.generator = inter, check_generator(generator)
+        self.label_smoothing = _inter_smoothing(inter, label_smoothing)
         self._last_losses: dict[str, torch.Tensor] = {}
+
+    def _targets(self, y: torch.Tensor) -> torch.Tensor:
+        return as_soft_targets(y, self.num_classes, label_smoothing=self.label_smoothing)
 
     def losses(self, model: nn.Module, x, y: torch.Tensor) -> dict[str, torch.Tensor]:
         "The total loss and its two terms: {'loss', 'intra', 'inter'} (a term with weight 0 is a zero tensor, not computed)."
@@ -102,12 +119,16 @@ class SynerMix:
                 raise TypeError("SynerMix's intra-class term needs integer class labels y (B,), got soft targets")
             parts = split_model(model)
             features = parts.features(x_clean)
-            syn, syn_classes = intra_class_mix(features, y, self.generator)
-            intra = soft_target_cross_entropy(parts.head(syn), one_hot(syn_classes, self.num_classes))
+            syn, syn_classes = intra_class_mix(features, y, worker_generator(self.generator))
+            intra = soft_target_cross_entropy(parts.head(syn), self._targets(syn_classes))
             if self.inter is None and self.beta < 1 and x_aug is x_clean:  # reuse the forward pass for ERM
-                inter = soft_target_cross_entropy(parts.head(features), one_hot(y, self.num_classes))
+                inter = soft_target_cross_entropy(parts.head(features), self._targets(y))
         if self.beta < 1 and inter is zero:
-            inter = (self.inter or ERM(self.num_classes)).loss(model, x_aug, y)
+            if self.inter is not None: inter = self.inter.loss(model, x_aug, y)
+            else:  # ERM's loss, with the (smoothed) targets of the intra term
+                logits = model(x_aug)
+                _check_logits(logits)
+                inter = _cross_entropy(logits, self._targets(y))
         total = self.beta * intra + (1 - self.beta) * inter if 0 < self.beta < 1 else (intra if self.beta == 1 else inter)
         # kept as tensors, turned into floats only when read: no device sync per training step
         self._last_losses = {"loss": total.detach(), "intra": intra.detach(), "inter": inter.detach()}
@@ -122,7 +143,9 @@ class SynerMix:
         "The SynerMix training loss for a batch `x` (tensor or (x_augmented, x_clean)) with integer labels `y`."
         return self.losses(model, x, y)["loss"]
 
-    def __repr__(self): return f"SynerMix(num_classes={self.num_classes}, beta={self.beta}, inter={self.inter!r})"
+    def __repr__(self):
+        extra = f", label_smoothing={self.label_smoothing:g}" if self.label_smoothing else ""
+        return f"SynerMix(num_classes={self.num_classes}, beta={self.beta}, inter={self.inter!r}{extra})"
 
 # %% ../nbs/15_synermix.ipynb #1cccb1de
 SYNERMIX_SETTINGS = {  # name -> (published β, inter mixer or None)
@@ -136,6 +159,7 @@ def synermix_setting(name: str,  # one of the paper's six settings, e.g. "w-RA&E
                      alpha: float = 1.0,  # Beta(α, α) of the inter mixer
                      beta: float | None = None,  # intra weight (default: the published one)
                      generator: torch.Generator | None = None,  # shared by the intra weights and the inter mixer
+                     label_smoothing: float = 0.0,  # ε of both terms (timm's); the paper's code uses none
                     ) -> SynerMix:
     "The SynerMix objective of one of the paper's six settings."
     check_choice(name, "name", list(SYNERMIX_SETTINGS))
@@ -143,9 +167,10 @@ def synermix_setting(name: str,  # one of the paper's six settings, e.g. "w-RA&E
     if beta is None: beta = published
     elif published == 0 and beta != 0:
         raise ValueError(f"the setting {name!r} has no intra-class term (beta = 0); got beta={beta}")
-    if inter == "mixup": inter = Mixup(alpha=alpha, num_classes=num_classes, generator=generator)
-    elif inter == "manifold": inter = ManifoldMixup(alpha=alpha, num_classes=num_classes, generator=generator)
-    return SynerMix(num_classes, beta=beta, inter=inter, generator=generator)
+    if inter == "mixup": inter = Mixup(alpha=alpha, num_classes=num_classes, generator=generator, label_smoothing=label_smoothing)
+    elif inter == "manifold":
+        inter = ManifoldMixup(alpha=alpha, num_classes=num_classes, generator=generator, label_smoothing=label_smoothing)
+    return SynerMix(num_classes, beta=beta, inter=inter, generator=generator, label_smoothing=label_smoothing)
 
 # %% ../nbs/15_synermix.ipynb #6438bbda
 SAMPLER_MODES = ("paper", "chunks")
@@ -158,7 +183,7 @@ def balanced_mode(balanced,  # a `data_kwargs` "balanced" value: False/None, Tru
     if isinstance(balanced, str) and balanced in SAMPLER_MODES: return balanced
     raise ValueError(f"balanced must be False, True (= 'chunks'), 'paper' or 'chunks', got {balanced!r}")
 
-class BalancedBatchSampler(Sampler):
+class BalancedBatchSampler(PicklableGenerators, Sampler):
     "Batches of indices in which every class present has at least two (`mode='chunks'`: `min_per_class`) samples."
     def __init__(self, labels,  # (N,) integer class of every dataset item (tensor, array or list)
                  batch_size: int,  # "paper": size of the random part of a batch; "chunks": target number of indices
@@ -174,11 +199,9 @@ class BalancedBatchSampler(Sampler):
         if self.labels.ndim != 1 or self.labels.numel() == 0:
             raise ValueError(f"labels must be a non-empty 1-D sequence of class ids, got shape {tuple(self.labels.shape)}")
         if int(self.labels.min()) < 0: raise ValueError("labels must be non-negative class ids")
-        for value, name in ((batch_size, "batch_size"), (min_per_class, "min_per_class")):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        batch_size, min_per_class = check_int(batch_size, "batch_size"), check_int(min_per_class, "min_per_class")
         self.mode = check_choice(mode, "mode", list(SAMPLER_MODES))
-        self.batch_size, self.generator = int(batch_size), generator
+        self.batch_size, self.generator = batch_size, check_generator(generator)
         self.classes, self.inverse, self.counts = torch.unique(self.labels, return_inverse=True, return_counts=True)
         if self.mode == "paper": self._init_paper(classes_per_batch, min_per_class)
         else: self._init_chunks(classes_per_batch, min_per_class)
@@ -200,10 +223,7 @@ class BalancedBatchSampler(Sampler):
     def _init_chunks(self, classes_per_batch, min_per_class):
         m = int(min_per_class)
         if classes_per_batch is not None:
-            if isinstance(classes_per_batch, bool) or not isinstance(classes_per_batch, (int, np.integer)) \
-                    or not 1 <= classes_per_batch <= self.batch_size:
-                raise ValueError(f"classes_per_batch must be None or an int in [1, batch_size], got {classes_per_batch!r}")
-            m = max(m, self.batch_size // int(classes_per_batch))
+            m = max(m, self.batch_size // check_int(classes_per_batch, "classes_per_batch", 1, self.batch_size))
         if 2 * m - 1 > self.batch_size:
             raise ValueError(f"batch_size must be >= 2 * chunk size - 1 = {2 * m - 1} so that a class chunk fits a batch; "
                              f"got batch_size={self.batch_size} (min_per_class={min_per_class}, classes_per_batch={classes_per_batch})")
@@ -217,7 +237,7 @@ class BalancedBatchSampler(Sampler):
 
     def _paper_epoch(self) -> list[list[int]]:
         "One epoch of the public code's sampler: random batches, plus one more sample of every class seen once."
-        g, size, n_batches, n_classes = self.generator, self.batch_size, len(self), len(self.counts)
+        g, size, n_batches, n_classes = worker_generator(self.generator), self.batch_size, len(self), len(self.counts)
         order = random_permutation(self.labels.numel(), g)
         u = uniform(n_batches * size, g, dtype=torch.float64).view(n_batches, size)  # one draw per position
         pos = order[: n_batches * size].view(n_batches, size)  # the last partial batch is dropped
@@ -235,7 +255,7 @@ class BalancedBatchSampler(Sampler):
 
     def _epoch_order(self) -> tuple[torch.Tensor, torch.Tensor]:
         "A shuffled sequence of dataset indices made of whole class chunks, and the chunk starts in it."
-        g, m = self.generator, self.chunk
+        g, m = worker_generator(self.generator), self.chunk
         perm = random_permutation(self.labels.numel(), g)
         perm = perm[torch.sort(self.inverse[perm], stable=True).indices]  # grouped by class, random within class
         cls = self.inverse[perm]

@@ -29,8 +29,8 @@ import torch.nn as nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset, TensorDataset
 from tqdm import tqdm  # plain text bars: no ipywidgets needed in notebooks
 
-from .core import (ERM, as_soft_targets, check_choice, check_num_classes, check_positive,
-                            soft_target_cross_entropy)
+from .core import (ERM, as_soft_targets, check_bool, check_choice, check_finite, check_int, check_num_classes,
+                            check_positive, soft_target_cross_entropy)
 
 # %% auto #0
 __all__ = ['OBJECTIVES', 'METHOD_CLASSES', 'TEMPORARY_MAX_AGE', 'SCHEDULES', 'get_objective', 'stream_seed',
@@ -58,11 +58,13 @@ def _method_class(name: str):
 def _parameters(cls) -> list[str]:
     return [p for p in inspect.signature(cls).parameters if p not in ("self", "args", "kwargs")]
 
-def _with_inner(cls, key: str, default: str, choices: tuple, num_classes: int, generator, kwargs: dict) -> dict:
-    "Split `kwargs` between a wrapper method (SynerMix, SEM) and the mixer it holds, built by name."
+def _with_inner(cls, key: str, default: str, choices: tuple, num_classes: int, generator, kwargs: dict,
+                shared: tuple = ()) -> dict:
+    "Split `kwargs` between a wrapper method (SynerMix, SEM) and the mixer it holds, built by name; `shared` keys go to both."
     kwargs = dict(kwargs)
     inner = kwargs.pop(key, default)
-    own = {k: kwargs.pop(k) for k in list(kwargs) if k in _parameters(cls)}
+    own = {k: (kwargs[k] if k in shared and isinstance(inner, str) else kwargs.pop(k))
+           for k in list(kwargs) if k in _parameters(cls)}
     if isinstance(inner, str):
         check_choice(inner, key, choices)
         inner = get_objective(inner, num_classes, generator, **kwargs)
@@ -100,7 +102,9 @@ def get_objective(name: str,  # one of `OBJECTIVES`
     elif name == "synermix":
         kwargs.setdefault("beta", 0.1)  # the paper's weight when combined with an inter-class mixer
         if isinstance(kwargs.get("inter", "mixup"), str): kwargs.setdefault("alpha", 1.0)  # the paper's α, both mixers
-        kwargs = _with_inner(cls, "inter", "mixup", ("mixup", "manifold"), num_classes, generator, kwargs)
+        # label_smoothing: the same ε for the intra term and the inter mixer
+        kwargs = _with_inner(cls, "inter", "mixup", ("mixup", "manifold"), num_classes, generator, kwargs,
+                             shared=("label_smoothing",))
     elif name == "sem":
         kwargs = _with_inner(cls, "mixer", "mixup", ("mixup", "cutmix", "mixup_cutmix", "zeta"), num_classes, generator, kwargs)
     return _construct(name, cls, dict(kwargs, num_classes=num_classes, generator=generator))
@@ -359,9 +363,7 @@ def resolve_corruptions(corruptions,  # None, "all", or a list of (name, severit
             raise ValueError(f"corruptions must be None, 'all' or a list of (name, severity) pairs, got item {item!r}")
         name, severity = item
         check_choice(name, "corruption name", list(mdata.CORRUPTIONS))
-        if isinstance(severity, bool) or not isinstance(severity, (int, np.integer)) or not 1 <= severity <= 5:
-            raise ValueError(f"corruption severity must be an int in [1, 5], got {severity!r}")
-        pairs.append((name, int(severity)))
+        pairs.append((name, check_int(severity, "corruption severity", 1, 5)))
     return pairs
 
 def corrupted_accuracy(model: nn.Module,
@@ -591,25 +593,12 @@ class NonFiniteLossError(FloatingPointError):
     def __reduce__(self):  # picklable with its fields: it travels back from worker processes
         return type(self), (str(self), self.epoch, self.step, self.history)
 
-def _check_finite(t: torch.Tensor, name: str) -> torch.Tensor:
-    "Raise ValueError naming `name` when the floating tensor `t` holds NaN or ±inf (one device sync); return `t`."
-    # private until core.check_finite (the project's home for argument checks) is available here
-    if isinstance(t, torch.Tensor) and t.is_floating_point():
-        bad = ~torch.isfinite(t)
-        count = int(bad.sum())
-        if count:
-            rows = bad.reshape(len(t), -1).any(1).nonzero().flatten()[:5].tolist() if t.ndim else []
-            raise ValueError(f"{name} holds {count} non-finite value(s) (NaN or ±inf) of {t.numel()}"
-                             + (f", in rows {rows}{' ...' if count > len(rows) else ''}" if rows else "")
-                             + "; clean the data (drop those samples, or torch.nan_to_num) before training")
-    return t
-
 def _check_batch_finite(batch, name: str):
-    "`_check_finite` on every tensor of a nested (x, y) batch, named x, x[0], y, ..."
+    "`core.check_finite` on every tensor of a nested (x, y) batch, named x, x[0], y, ... of `name` (non-tensors pass)."
     def visit(b, label):
         if isinstance(b, (tuple, list)):
             for i, v in enumerate(b): visit(v, f"{label}[{i}]")
-        else: _check_finite(b, f"{label} of {name}")
+        elif isinstance(b, torch.Tensor): check_finite(b, f"{label} of {name}")
     x, y = batch
     visit(x, "x"); visit(y, "y")
 
@@ -643,11 +632,6 @@ def _scheduler(optimizer, schedule: str, epochs: int, step_size: int, step_gamma
     if schedule == "step": return torch.optim.lr_scheduler.StepLR(optimizer, step_size=step_size, gamma=step_gamma)
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda epoch: 1.0)
 
-def _check_int(value, name: str, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
-    return int(value)
-
 # %% ../nbs/20_train.ipynb #a904857e
 def fit(model: nn.Module,  # the classifier; trained in place
         objective,  # anything with loss(model, x, y), e.g. get_objective("mixup", 10)
@@ -677,9 +661,9 @@ def fit(model: nn.Module,  # the classifier; trained in place
         identity: dict | None = None,  # more of what identifies the run (JSON); stored in the checkpoint, checked on resume
        ) -> pd.DataFrame:  # the history, one row per epoch
     "Train `model` with `objective` and SGD; return the per-epoch history."
-    epochs, batch_size = _check_int(epochs, "epochs", 1), _check_int(batch_size, "batch_size", 1)
-    eval_every, seed = _check_int(eval_every, "eval_every", 1), _check_int(seed, "seed", 0)
-    step_size = _check_int(step_size, "step_size", 1)
+    epochs, batch_size = check_int(epochs, "epochs", 1), check_int(batch_size, "batch_size", 1)
+    eval_every, seed = check_int(eval_every, "eval_every", 1), check_int(seed, "seed", 0)
+    step_size = check_int(step_size, "step_size", 1)
     lr, step_gamma = check_positive(lr, "lr"), check_positive(step_gamma, "step_gamma")
     check_choice(schedule, "schedule", SCHEDULES)
     if not callable(getattr(objective, "loss", None)):
@@ -689,7 +673,7 @@ def fit(model: nn.Module,  # the classifier; trained in place
     if pairs and test_data is None: raise ValueError("corruptions need test_data")
     if not (isinstance(compile, bool) or isinstance(compile, dict)):
         raise TypeError(f"compile must be True, False or a dict of torch.compile options, got {compile!r}")
-    if not isinstance(check_finite, bool): raise TypeError(f"check_finite must be True or False, got {check_finite!r}")
+    check_bool(check_finite, "check_finite")
     if identity is not None:
         if not isinstance(identity, dict): raise TypeError(f"identity must be a dict or None, got {type(identity).__name__}")
         identity = _json_canonical(identity, "identity")

@@ -12,24 +12,18 @@ import torch
 import torch.nn.functional as F
 from scipy import optimize, special
 
-from .core import (InputMixer, MixPlan, check_batch, check_positive, uniform, worker_generator)
+from .core import (InputMixer, MixPlan, check_batch, check_int, check_positive, uniform, worker_generator)
 
 # %% auto #0
 __all__ = ['p_series_weights', 'zeta_weights', 'ZetaPlan', 'ZetaMixup', 'dominance_gamma', 'intrinsic_dimension']
 
 # %% ../nbs/12_zeta.ipynb #b472c041
-def _check_count(n, name: str, minimum: int) -> int:
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
-        raise TypeError(f"{name} must be an int >= {minimum}, got {n!r}")
-    if n < minimum: raise ValueError(f"{name} must be an int >= {minimum}, got {n}")
-    return int(n)
-
 def p_series_weights(n: int,  # N, the number of samples mixed (≥ 1)
                      gamma: float,  # γ > 0, the exponent of the p-series
                      dtype: torch.dtype = torch.float32,  # dtype of the result (computed in float64)
                     ) -> torch.Tensor:  # (N,) weights of ranks 1..N, decreasing, summing to 1
     "The normalised p-series (1^−γ, 2^−γ, …, N^−γ) / ζ_N(γ): the ζ-mixup weight of each rank."
-    n, gamma = _check_count(n, "n", 1), check_positive(gamma, "gamma")
+    n, gamma = check_int(n, "n", 1), check_positive(gamma, "gamma")
     terms = torch.arange(1, n + 1, dtype=torch.float64).pow(-gamma)
     return (terms / terms.sum()).to(dtype)
 
@@ -49,7 +43,7 @@ def zeta_weights(n: int,  # B, the number of samples (and of synthetic samples)
                  device: torch.device | str | None = None,  # default: the generator's device
                 ) -> torch.Tensor:  # (n, n); row k mixes all samples, sample k at rank 1
     "The ζ-mixup weight matrix W of a batch: row k is the p-series over a random ordering with sample k first."
-    n = _check_count(n, "n", 1)
+    n = check_int(n, "n", 1)
     weights = p_series_weights(n, gamma, torch.float64)
     order = _rank_order(n, generator)
     w = torch.zeros(n, n, dtype=torch.float64, device=order.device).scatter_(1, order, weights.to(order.device).expand(n, n))
@@ -103,7 +97,7 @@ class ZetaMixup(InputMixer):
                  check_finite: bool = False):  # raise a ValueError on NaN/Inf in x: one would spread to every output
         super().__init__(num_classes, prob, generator, label_smoothing, check_finite)
         self.gamma = check_positive(gamma, "gamma")
-        self.n_mix = None if n_mix is None else _check_count(n_mix, "n_mix", 2)
+        self.n_mix = None if n_mix is None else check_int(n_mix, "n_mix", 2)
 
     def plan(self, x: torch.Tensor) -> ZetaPlan:
         "Draw one ordering per output: sample k first, the others at random; keep the first min(N, B) ranks."
@@ -122,7 +116,7 @@ def dominance_gamma(n: int | None = None,  # N ≥ 2 samples mixed; None for the
     "Smallest γ for which the rank-1 ζ-mixup weight dominates: Σ_{k=2..N} k^−γ = 1 (ζ(γ) = 2 for N = ∞)."
     if n is None:
         return float(optimize.brentq(lambda g: special.zeta(g, 1) - 2.0, 1.0 + 1e-9, 50.0, xtol=1e-15, rtol=1e-15))
-    n = _check_count(n, "n", 2)
+    n = check_int(n, "n", 2)
     if n == 2: return 0.0  # 2^−γ < 1 for every γ > 0: any γ dominates
     log_k = np.log(np.arange(2, n + 1, dtype=np.float64))
     # f(0) = N − 2 ≥ 1 > 0 and f(50) < 0: the root is bracketed.
@@ -137,9 +131,9 @@ def intrinsic_dimension(X,  # (n, ...) points (a tensor or array); each row is f
     X = torch.as_tensor(X)
     if X.ndim < 2: raise ValueError(f"X must have shape (n, features), got {tuple(X.shape)}")
     X = X.flatten(1).to(torch.float64)  # float64 distances: the logs of close ratios need the digits
-    n, k = X.shape[0], _check_count(k, "k", 2)
+    n, k = X.shape[0], check_int(k, "k", 2)
     if k >= n: raise ValueError(f"k must be smaller than the number of points, got k={k} for {n} points")
-    chunk = max(1, min(n, _check_count(max_elements, "max_elements", 1) // n))
+    chunk = max(1, min(n, check_int(max_elements, "max_elements", 1) // n))
     total = X.new_zeros(())
     for start in range(0, n, chunk):  # chunks of query points bound the memory, O(chunk * n)
         d = torch.cdist(X[start:start + chunk], X)

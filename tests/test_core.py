@@ -1,4 +1,5 @@
 "API-level, property-based and error-path tests of mixup_lab.core."
+import numpy as np
 import pytest
 import torch
 import torch.nn as nn
@@ -215,7 +216,7 @@ def test_check_finite_counts(dtype):
     x = torch.rand(3, 4, 5).to(dtype)
     assert check_finite(x) is x
     x[0, 1, 2] = float("nan"); x[2, 0, 0] = float("inf")
-    with pytest.raises(ValueError, match=r"batch has 2 non-finite value\(s\) of 60 \(1 NaN, 1 ±Inf\)"):
+    with pytest.raises(ValueError, match=r"batch has 2 non-finite value\(s\) of 60 \(1 NaN, 1 ±Inf\) in 2 of 3 rows \[0, 2\]"):
         check_finite(x, "batch")
     with pytest.raises(TypeError, match="must be a torch.Tensor"):
         check_finite(x.tolist(), "x")
@@ -329,3 +330,73 @@ def test_input_mixer_batch_of_one_and_label_smoothing():
         _Toy()(torch.randn(4, 2), torch.tensor([0, 1, 2, 0]))
     with pytest.raises(TypeError, match="check_finite must be True or False"):
         _Toy(3, check_finite=1)
+
+
+# ------------------------------------------------------------ one home for checks: integers, flags, generators
+from mixup_lab.core import check_bool, check_generator, check_int, check_num_classes
+
+
+@pytest.mark.parametrize("value", [3, np.int64(3), np.int32(3), np.uint8(3)])
+def test_check_int_accepts_python_and_numpy_ints(value):
+    out = check_int(value, "n_mix", 2, 5)
+    assert out == 3 and type(out) is int
+
+
+@pytest.mark.parametrize("value, low, high, exc, match", [
+    (1, 2, None, ValueError, r"n must be an int >= 2, got 1$"),
+    (6, 1, 5, ValueError, r"n must be an int in 1\.\.5, got 6$"),
+    (-1, 0, None, ValueError, r"n must be an int >= 0, got -1$"),
+    (7, None, 5, ValueError, r"n must be an int <= 5, got 7$"),
+    (2.0, 1, None, TypeError, r"n must be an int >= 1, got 2.0 \(float\)"),
+    (True, 1, None, TypeError, r"n must be an int >= 1, got True \(bool\)"),  # a flag is no count
+    (np.bool_(True), 1, None, TypeError, r"\(bool_?\)$"),
+    ("3", 1, None, TypeError, r"n must be an int >= 1, got '3' \(str\)"),
+    (np.float64(3.0), 1, None, TypeError, r"\(float64\)"),
+    (torch.tensor(3), 1, None, TypeError, r"\(Tensor\)"),
+])
+def test_check_int_errors(value, low, high, exc, match):
+    with pytest.raises(exc, match=match): check_int(value, "n", low, high)
+
+
+def test_check_int_default_and_unbounded():
+    assert check_int(1, "size") == 1 and check_int(-5, "offset", None) == -5
+    with pytest.raises(ValueError, match="size must be an int >= 1"): check_int(0, "size")
+
+
+def test_num_classes_goes_through_check_int():
+    assert check_num_classes(np.int64(10)) == 10
+    with pytest.raises(TypeError, match=r"num_classes must be an int >= 2, got 10.0 \(float\)"): check_num_classes(10.0)
+    with pytest.raises(ValueError, match="num_classes must be an int >= 2, got 1"): check_num_classes(1)
+
+
+def test_check_bool_and_check_generator():
+    assert check_bool(True, "flag") is True and check_bool(np.bool_(False), "flag") is False
+    for bad in (1, 0, "yes", None):
+        with pytest.raises(TypeError, match="flag must be True or False"): check_bool(bad, "flag")
+    g = torch.Generator()
+    assert check_generator(g) is g and check_generator(None) is None
+    with pytest.raises(TypeError, match=r"generator must be a torch.Generator or None, got int; to seed, pass "
+                                        r"torch.Generator\(\).manual_seed\(7\)"):
+        check_generator(7)
+    with pytest.raises(TypeError, match=r"cam_generator must be a torch.Generator or None, got str$"):
+        check_generator("seed", "cam_generator")
+
+
+def test_every_generator_holder_checks_with_check_generator():
+    "One message for a bad generator everywhere (before: some classes checked nothing and failed at the first draw)."
+    from mixup_lab.data import Cutout, loader
+    from mixup_lab.fmix import FMix
+    from mixup_lab.manifold import ManifoldMixup
+    from mixup_lab.mixup import Mixup
+    from mixup_lab.resizemix import ResizeMix
+    from mixup_lab.saliencymix import SaliencyMix
+    from mixup_lab.snapmix import SnapMix
+    from mixup_lab.synermix import BalancedBatchSampler, SynerMix
+    makers = [lambda g: Mixup(num_classes=3, generator=g), lambda g: ManifoldMixup(generator=g),
+              lambda g: SnapMix(3, generator=g), lambda g: SynerMix(3, generator=g), lambda g: Cutout(4, g),
+              lambda g: BalancedBatchSampler([0, 0, 1, 1], 2, generator=g), lambda g: loader(range(4), 2, generator=g),
+              lambda g: FMix(num_classes=3, generator=g), lambda g: ResizeMix(num_classes=3, generator=g),
+              lambda g: SaliencyMix(num_classes=3, generator=g)]
+    for make in makers:
+        with pytest.raises(TypeError, match="generator must be a torch.Generator or None, got int; to seed"):
+            make(0)

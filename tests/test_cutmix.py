@@ -242,7 +242,7 @@ def test_call_errors(make, exc, match):
 def test_function_errors():
     with pytest.raises(ValueError, match="height must be an int >= 1"):
         random_box(0, 4, 0.5)
-    with pytest.raises(ValueError, match="width must be an int >= 1"):
+    with pytest.raises(TypeError, match=r"width must be an int >= 1, got 2.5 \(float\)"):  # core.check_int: wrong type
         random_box(4, 2.5, 0.5)
     with pytest.raises(ValueError, match=r"lam must lie in \[0.0, 1.0\]"):
         random_box(4, 4, -0.1)

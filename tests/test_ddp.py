@@ -9,6 +9,8 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch.utils.data import TensorDataset
 
+from _models import kill_after
+
 WORLD = 2
 
 
@@ -24,16 +26,6 @@ def _data(n, seed):
     return TensorDataset(torch.rand(n, 1, 8, 8, generator=g) + y.view(-1, 1, 1, 1) * 0.1, y)
 
 
-def _kill_after(model, steps):
-    "Raise after `steps` training forward passes, like a process killed mid-epoch (the model's class and weights unchanged)."
-    calls = [0]
-    def hook(module, args):
-        if module.training:
-            calls[0] += 1
-            if calls[0] > steps: raise RuntimeError("killed")
-    model.register_forward_pre_hook(hook)
-
-
 def _train(tmp, tag, port, kill_at=None, epochs=3):
     from mixup_lab.models import small_cnn
     from mixup_lab.train import fit, get_objective
@@ -41,7 +33,7 @@ def _train(tmp, tag, port, kill_at=None, epochs=3):
     os.environ["MASTER_PORT"] = str(port)
     torch.manual_seed(int(os.environ["RANK"]))  # different initial weights: DDP must start from rank 0's
     model = small_cnn(4, 1, width=4)
-    if kill_at is not None: _kill_after(model, kill_at)
+    if kill_at is not None: kill_after(model, kill_at)
     objective = get_objective("mixup", 4)
     history = fit(model, objective, _data(100, 0), _data(31, 1), epochs=epochs, batch_size=12, lr=0.05, seed=4,
                   device="cpu", progress=False, checkpoint=os.path.join(tmp, f"{tag}.pt"))

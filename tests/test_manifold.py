@@ -7,6 +7,7 @@ import torch.nn.functional as F
 import torchvision
 from hypothesis import given, settings, strategies as st
 
+from _models import Opaque
 from mixup_lab.core import IdentityPlan, LinearPlan, Objective, one_hot, soft_target_cross_entropy
 from mixup_lab.manifold import ManifoldMixup, default_layers, mixed_forward, resolve_layers
 
@@ -104,13 +105,7 @@ def test_works_on_supported_models(make):
 
 def test_model_without_default_layers():
     "A model neither split_model nor the defaults know: a TypeError asking for layers=; explicit names work."
-    class Opaque(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.trunk, self.classifier = nn.Linear(6, 8), nn.Linear(8, 3)
-        def forward(self, x): return self.classifier(self.trunk(x).relu())
-
-    model, x, y = Opaque(), torch.randn(4, 6), torch.tensor([0, 1, 2, 0])
+    model, x, y = Opaque(6, 8, 3), torch.randn(4, 6), torch.tensor([0, 1, 2, 0])
     with pytest.raises(TypeError, match="no default Manifold Mixup layers for a Opaque; pass layers="):
         ManifoldMixup().loss(model, x, y)
     loss = ManifoldMixup(layers=["input", "trunk"], generator=torch.Generator().manual_seed(0)).loss(model, x, y)

@@ -142,7 +142,7 @@ def test_get_objective_round_trip(mode):
     (dict(alpha=-1.0), ValueError, "alpha must be a finite number > 0"),
     (dict(mode="per-sample"), ValueError, r"mode must be one of \['batch', 'elem'\]"),
     (dict(saliency_size=0), ValueError, "saliency_size must be an int >= 1"),
-    (dict(saliency_size=32.0), ValueError, "saliency_size must be an int >= 1"),
+    (dict(saliency_size=32.0), TypeError, "saliency_size must be an int >= 1"),  # core.check_int: wrong type
     (dict(prob=2.0), ValueError, r"prob must lie in \[0.0, 1.0\]"),
     (dict(num_classes=None), TypeError, "num_classes is required"),
 ])

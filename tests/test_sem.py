@@ -2,13 +2,12 @@
 import math
 
 import pytest
-import timm
 import torch
-import torchvision
 import torch.nn as nn
 import torch.nn.functional as F
 from hypothesis import given, settings, strategies as st
 
+from _models import SUPPORTED, SUPPORTED_IDS, Opaque, image_cnn
 from mixup_lab.core import InputMixer, LinearPlan, Objective, split_model
 from mixup_lab.cutmix import CutMix
 from mixup_lab.zeta import ZetaMixup
@@ -140,15 +139,9 @@ def test_errors(call, exc, match):
 
 
 def test_unsupported_model_and_bad_batches():
-    class Opaque(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.trunk, self.classifier = nn.Linear(6, 4), nn.Linear(4, 3)
-        def forward(self, x): return self.classifier(self.trunk(x).relu())
-
     x, y = batch()
     sem = SemanticEquivariantMixup(num_classes=3)
-    with pytest.raises(TypeError, match="features="): sem.loss(Opaque(), x, y)
+    with pytest.raises(TypeError, match="features="): sem.loss(Opaque(6, 4, 3), x, y)
     with pytest.raises(ValueError, match="same batch size"): sem.loss(relu_net(), x, y[:4])
     with pytest.raises(ValueError, match="the batch is empty"): sem.loss(relu_net(), x[:0], y[:0])
     with pytest.raises(TypeError, match="y must be a torch.Tensor"): sem.loss(relu_net(), x, y.tolist())
@@ -159,12 +152,6 @@ MIXERS = {"mixup": lambda s: Mixup(alpha=1.0, num_classes=3, generator=s),
           "cutmix": lambda s: CutMix(alpha=1.0, num_classes=3, generator=s),
           "zeta": lambda s: ZetaMixup(gamma=2.8, num_classes=3, generator=s),
           "zeta-n3": lambda s: ZetaMixup(gamma=2.0, num_classes=3, n_mix=3, generator=s)}
-
-
-def image_cnn():
-    torch.manual_seed(0)
-    return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.Conv2d(8, 8, 3, padding=1),
-                         nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 3))
 
 
 @pytest.mark.parametrize("kind", list(MIXERS))
@@ -187,9 +174,7 @@ def test_every_input_mixer_gives_its_plan(kind, stop):
     assert all(p.grad is not None for p in model.parameters())
 
 
-@pytest.mark.parametrize("make", [lambda: torchvision.models.resnet18(num_classes=3),
-                                  lambda: timm.create_model("resnet10t", pretrained=False, num_classes=3),
-                                  image_cnn], ids=["torchvision-resnet18", "timm-resnet10t", "sequential"])
+@pytest.mark.parametrize("make", SUPPORTED, ids=SUPPORTED_IDS)
 def test_supported_models_same_seed_same_loss(make):
     model = make()
     forward = type(model).forward

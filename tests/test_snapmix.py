@@ -11,6 +11,7 @@ import torch.nn.functional as F
 import torchvision
 from hypothesis import given, settings, strategies as st
 
+from _models import OpaqueConv
 from mixup_lab.core import IdentityPlan, Objective, one_hot, random_permutation, sample_beta, uniform
 from mixup_lab.snapmix import SnapMix, SnapMixPlan, _random_box, percent_maps, semantic_percent_map
 
@@ -205,13 +206,7 @@ def test_supported_models_same_seed_same_loss(make):
 
 
 def test_unsupported_model_raises():
-    class Opaque(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.conv, self.classifier = nn.Conv2d(3, 4, 3), nn.Linear(4, 5)
-        def forward(self, x): return self.classifier(self.conv(x).relu().mean((2, 3)))
-
-    model, (x, y) = Opaque(), batch()
+    model, (x, y) = OpaqueConv(3, 4, 5), batch()
     with pytest.raises(TypeError, match="split_model does not know how to split a Opaque"):
         SnapMix(5).loss(model, x, y)
     from mixup_lab.core import split_model
@@ -362,3 +357,65 @@ def test_cam_model_supplies_the_maps():
     with pytest.raises(TypeError, match="head is an nn.Linear"):
         SnapMix(5, cam_model=nn.Sequential(nn.Conv2d(3, 4, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
                                            nn.Sequential(nn.Linear(4, 5))))
+
+
+# ---------------------------------------------------------------- label smoothing (issue 10: every mixer takes it)
+@pytest.mark.parametrize("eps", [0.1, 0.5, 1.0])
+@pytest.mark.parametrize("same_label", ["sum", "merge"])
+def test_label_smoothing_targets_are_rho_weighted_smoothed_one_hots(eps, same_label):
+    "SnapMix had no label_smoothing; its targets are ρ_a·ỹ_a + ρ_b·ỹ_b with ỹ timm's smoothed one-hot."
+    from timm.data.mixup import one_hot as timm_one_hot
+    model, (x, y) = cnn(), batch(3)
+    y[1] = y[0]  # at least one same-label pair is likely; the rule acts on the ρ's, before the smoothing
+    make = lambda **kw: SnapMix(5, same_label=same_label, generator=torch.Generator().manual_seed(2), **kw)
+    plan = make().plan(model, x, y)
+    assert isinstance(plan, SnapMixPlan)
+    xm, t = make(label_smoothing=eps)(model, x, y)
+    smooth = timm_one_hot(y, 5, on_value=1 - eps + eps / 5, off_value=eps / 5)
+    torch.testing.assert_close(t, plan.rho_a[:, None] * smooth + plan.rho_b[:, None] * smooth[plan.perm])
+    torch.testing.assert_close(t.sum(1), plan.rho_a + plan.rho_b)  # smoothing moves mass, adds none
+    assert torch.equal(xm, plan.inputs(x))  # the same draws: the smoothing changes the targets only
+    model.eval()  # no dropout noise: the loss's forward pass and ours see the same network
+    loss = make(label_smoothing=eps).loss(model, x, y)
+    logp = F.log_softmax(model(xm), 1)
+    torch.testing.assert_close(loss, -(t * logp).sum(1).mean())
+
+
+def test_no_label_smoothing_is_bit_identical():
+    "label_smoothing=0 (the default) gives ρ_a·e_a + ρ_b·e_b, bit for bit, for labels and for (B, K) targets."
+    model, (x, y) = cnn(), batch(4)
+    make = lambda **kw: SnapMix(5, generator=torch.Generator().manual_seed(7), **kw)
+    plan = make().plan(model, x, y)
+    onehot = one_hot(y, 5)
+    expected = plan.rho_a[:, None] * onehot + plan.rho_b[:, None] * onehot[plan.perm]
+    for kw in ({}, {"label_smoothing": 0.0}):
+        assert torch.equal(make(**kw)(model, x, y)[1], expected)
+        assert torch.equal(make(**kw)(model, x, onehot)[1], expected)
+    assert "label_smoothing" not in repr(make()) and "label_smoothing=0.3" in repr(make(label_smoothing=0.3))
+
+
+def test_label_smoothing_of_soft_and_unmixed_targets():
+    model, (x, y) = cnn(), batch(5)
+    soft = torch.softmax(torch.randn(6, 5, generator=torch.Generator().manual_seed(0)), 1)
+    make = lambda **kw: SnapMix(5, generator=torch.Generator().manual_seed(1), **kw)
+    plan = make().plan(model, x, soft)
+    t = make(label_smoothing=0.2)(model, x, soft)[1]
+    smooth = 0.8 * soft + 0.2 / 5  # (1 − ε) t + ε/K, as for every mixer
+    torch.testing.assert_close(t, plan.rho_a[:, None] * smooth + plan.rho_b[:, None] * smooth[plan.perm])
+    xi, ti = SnapMix(5, prob=0.0, label_smoothing=0.2)(model, x, y)
+    assert torch.equal(xi, x)
+    torch.testing.assert_close(ti, one_hot(y, 5, label_smoothing=0.2))
+    with pytest.raises(ValueError, match=r"label_smoothing must lie in \[0.0, 1.0\]"): SnapMix(5, label_smoothing=-0.1)
+
+
+def test_integer_one_hot_targets():
+    "(B, K) integer one-hot targets (F.one_hot) give the labels' plan and targets (before: (B, K) labels reached the maps)."
+    model, (x, y) = cnn(), batch(6)
+    make = lambda: SnapMix(5, generator=torch.Generator().manual_seed(3))
+    a, b = make()(model, x, y), make()(model, x, F.one_hot(y, 5))
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+
+
+def test_get_objective_passes_label_smoothing():
+    from mixup_lab.train import get_objective
+    assert get_objective("snapmix", 5, label_smoothing=0.1).label_smoothing == 0.1

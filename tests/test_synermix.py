@@ -2,13 +2,12 @@
 import math
 
 import pytest
-import timm
 import torch
-import torchvision
 import torch.nn as nn
 import torch.nn.functional as F
 from hypothesis import given, settings, strategies as st
 
+from _models import SUPPORTED, SUPPORTED_IDS, Opaque
 from mixup_lab.core import Objective, split_model
 from mixup_lab.manifold import ManifoldMixup
 from mixup_lab.mixup import Mixup
@@ -130,7 +129,9 @@ def test_sampler_classes_per_batch_and_epochs_differ():
 @pytest.mark.parametrize("kwargs, exc, match", [
     (dict(labels=[0.5, 1.0], batch_size=4), TypeError, "integer class ids"),
     (dict(labels=[], batch_size=4), ValueError, "non-empty"),
-    (dict(labels=[0, 1], batch_size=0), ValueError, "batch_size must be a positive int"),
+    (dict(labels=[0, 1], batch_size=0), ValueError, "batch_size must be an int >= 1, got 0"),
+    (dict(labels=[0, 1], batch_size=2.0), TypeError, r"batch_size must be an int >= 1, got 2.0 \(float\)"),
+    (dict(labels=[0, 1], batch_size=2, generator=7), TypeError, "generator must be a torch.Generator or None"),
     (dict(labels=[0, 1], batch_size=4, mode="chunks", min_per_class=3), ValueError, "batch_size must be >="),
     (dict(labels=[0, 1], batch_size=4, mode="chunks", classes_per_batch=9), ValueError, "classes_per_batch"),
     (dict(labels=[0, 1, 1], batch_size=2, classes_per_batch=1), ValueError, "belong to mode='chunks'"),
@@ -248,15 +249,7 @@ def test_same_seed_same_loss(name):
     if name != "wo-RA&ER": assert not torch.equal(loss(0), loss(1))  # the baseline draws nothing
 
 
-def sequential_cnn(k=3):
-    torch.manual_seed(0)
-    return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.Conv2d(8, 8, 3, padding=1),
-                         nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, k))
-
-
-@pytest.mark.parametrize("make", [lambda: torchvision.models.resnet18(num_classes=3),
-                                  lambda: timm.create_model("resnet10t", pretrained=False, num_classes=3),
-                                  sequential_cnn], ids=["torchvision-resnet18", "timm-resnet10t", "sequential"])
+@pytest.mark.parametrize("make", SUPPORTED, ids=SUPPORTED_IDS)
 def test_supported_models_with_each_inter_mixer(make):
     model = make()
     forward = type(model).forward
@@ -278,13 +271,7 @@ def test_supported_models_with_each_inter_mixer(make):
 
 
 def test_unsupported_model_raises():
-    class Opaque(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.trunk, self.classifier = nn.Linear(5, 8), nn.Linear(8, 4)
-        def forward(self, x): return self.classifier(self.trunk(x).relu())
-
-    model, x, y = Opaque(), torch.randn(4, 5), torch.tensor([0, 0, 1, 1])
+    model, x, y = Opaque(5, 8, 4), torch.randn(4, 5), torch.tensor([0, 0, 1, 1])
     with pytest.raises(TypeError, match="split_model does not know how to split a Opaque"):
         SynerMix(4, beta=0.5).loss(model, x, y)
     parts = split_model(model, features=lambda t: model.trunk(t).relu(), head=model.classifier)
@@ -386,3 +373,73 @@ def test_train_run_uses_the_requested_sampler():
     assert train_run(spec("chunks"))["train_loss"] == chunks["train_loss"]
     with pytest.raises(ValueError, match="balanced must be False, True"):
         train_run(spec("yes"))
+
+
+# ---------------------------------------------------------------- label smoothing (issue 10): both terms
+def _views(x, kind):
+    return x if kind == "same" else (x + 0.1, x)
+
+
+@pytest.mark.parametrize("views", ["same", "two"])
+def test_label_smoothing_reaches_both_terms(views):
+    "SynerMix smooths the intra term's one-hots with the ε of its inter mixer (or of the plain CE)."
+    model, x, y = net(), torch.randn(8, 5), torch.tensor([0, 0, 1, 1, 2, 2, 3, 3])
+    eps, xv = 0.2, _views(x, views)
+    x_aug = xv if views == "same" else xv[0]
+    mix = lambda s: Mixup(1.0, num_classes=4, generator=torch.Generator().manual_seed(1), label_smoothing=s)
+    parts = split_model(model)
+    syn, classes = intra_class_mix(parts.features(x), y, torch.Generator().manual_seed(0))
+    intra = F.cross_entropy(parts.head(syn), classes, label_smoothing=eps)
+    for inter, expected_inter in ((mix(eps), mix(eps).loss(model, x_aug, y)),
+                                  (None, F.cross_entropy(model(x_aug), y, label_smoothing=eps))):
+        obj = SynerMix(4, beta=0.4, inter=inter, generator=torch.Generator().manual_seed(0),
+                       label_smoothing=None if inter is not None else eps)
+        assert obj.label_smoothing == eps
+        terms = obj.losses(model, xv, y)
+        torch.testing.assert_close(terms["intra"], intra)
+        torch.testing.assert_close(terms["inter"], expected_inter)
+        torch.testing.assert_close(terms["loss"], 0.4 * intra + 0.6 * expected_inter)
+
+
+@pytest.mark.parametrize("views", ["same", "two"])
+def test_no_label_smoothing_is_bit_identical(views):
+    "ε = 0: the losses of before, bit for bit (intra against plain one-hots, the inter term ERM's or the mixer's)."
+    from mixup_lab.core import ERM, one_hot, soft_target_cross_entropy
+    model, x, y = net(), torch.randn(8, 5), torch.tensor([0, 0, 1, 1, 2, 2, 3, 3])
+    xv = _views(x, views)
+    x_aug = xv if views == "same" else xv[0]
+    parts = split_model(model)
+    syn, classes = intra_class_mix(parts.features(x), y, torch.Generator().manual_seed(0))
+    intra = soft_target_cross_entropy(parts.head(syn), one_hot(classes, 4))
+    inter = ERM(4).loss(model, x_aug, y)
+    for kw in ({}, {"label_smoothing": 0.0}):
+        terms = SynerMix(4, beta=0.4, generator=torch.Generator().manual_seed(0), **kw).losses(model, xv, y)
+        assert torch.equal(terms["intra"], intra) and torch.equal(terms["inter"], inter)
+        assert torch.equal(SynerMix(4, beta=0.0, **kw).loss(model, xv, y), inter)
+    mixer = lambda: Mixup(1.0, num_classes=4, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(SynerMix(4, beta=0.0, inter=mixer(), label_smoothing=0.0).loss(model, xv, y),
+                       mixer().loss(model, x_aug, y))
+
+
+def test_label_smoothing_must_agree_with_the_inter_mixer():
+    with pytest.raises(ValueError, match=r"label_smoothing=0.1 differs from the inter mixer's label_smoothing=0"):
+        SynerMix(4, inter=Mixup(num_classes=4), label_smoothing=0.1)
+    with pytest.raises(ValueError, match=r"label_smoothing must lie in \[0.0, 1.0\]"):
+        SynerMix(4, label_smoothing=2.0)
+
+    class Custom:  # an objective without label_smoothing has no say: the given ε is SynerMix's own
+        def loss(self, model, x, y): return model(x).sum() * 0
+    assert SynerMix(4, inter=Custom(), label_smoothing=0.1).label_smoothing == 0.1
+    assert SynerMix(4, inter=Custom()).label_smoothing == 0.0
+    assert SynerMix(4, inter=ManifoldMixup(num_classes=4, label_smoothing=0.3)).label_smoothing == 0.3
+    assert "label_smoothing=0.3" in repr(SynerMix(4, label_smoothing=0.3)) and "label_smoothing" not in repr(SynerMix(4))
+
+
+@pytest.mark.parametrize("inter", ["mixup", "manifold"])
+def test_get_objective_and_settings_smooth_both_terms(inter):
+    obj = get_objective("synermix", 4, inter=inter, label_smoothing=0.1)
+    assert obj.label_smoothing == obj.inter.label_smoothing == 0.1
+    assert get_objective("synermix_intra", 4, label_smoothing=0.1).label_smoothing == 0.1
+    assert get_objective("synermix", 4, inter=Mixup(num_classes=4, label_smoothing=0.2)).label_smoothing == 0.2
+    setting = synermix_setting("w-RA&ER(MM)" if inter == "manifold" else "w-RA&ER(M)", 4, label_smoothing=0.1)
+    assert setting.label_smoothing == setting.inter.label_smoothing == 0.1

@@ -13,6 +13,7 @@ import torch.nn as nn
 from hypothesis import given, settings, strategies as st
 from torch.utils.data import DataLoader, TensorDataset
 
+from _models import kill_after
 from mixup_lab.core import ERM
 from mixup_lab.train import (METHOD_CLASSES, OBJECTIVES, CheckpointError, NonFiniteLossError, _owner, _train_loader,
                              _umask, atomic_write, auto_num_workers, evaluate, fit, get_objective, objective_generators,
@@ -37,17 +38,6 @@ def _model(width=4):
     from mixup_lab.models import small_cnn
     torch.manual_seed(0)
     return small_cnn(4, 1, width=width)
-
-
-def kill_after(model, steps):
-    "Make `model` raise after `steps` training forward passes, like a process killed mid-epoch (class and weights unchanged)."
-    calls = [0]
-    def hook(module, args):
-        if module.training:
-            calls[0] += 1
-            if calls[0] > steps: raise RuntimeError("killed")
-    model.register_forward_pre_hook(hook)
-    return model
 
 
 def _fit(objective="mixup", epochs=2, seed=0, kill_at=None, train=None, width=4, **kwargs):
@@ -282,7 +272,9 @@ def test_weights_going_non_finite_are_caught_even_with_a_finite_loss():
 
 
 def test_check_finite_names_the_batch():
-    with pytest.raises(ValueError, match=r"x of training batch \d of epoch 1 holds 1 non-finite value\(s\) \(NaN or ±inf\)"):
+    # core.check_finite (fit's own check was folded into it): the batch, the epoch, the counts and the rows
+    with pytest.raises(ValueError, match=r"x of training batch \d of epoch 1 has 1 non-finite value\(s\) of \d+ "
+                                         r"\(1 NaN, 0 ±Inf\) in 1 of 16 rows \[\d+\]"):
         _fit("mixup", epochs=1, train=_poisoned(), check_finite=True)
     m1, h1 = _fit("mixup", epochs=1, check_finite=True)  # clean data: the check changes nothing
     m2, h2 = _fit("mixup", epochs=1)
@@ -396,6 +388,8 @@ def test_corruption_columns():
     ({"schedule": "linear"}, ValueError, "schedule must be one of"),
     ({"amp": True}, ValueError, "needs a CUDA device"),
     ({"epochs": 0}, ValueError, "epochs must be an int >= 1"),
+    ({"epochs": 2.0}, TypeError, r"epochs must be an int >= 1, got 2.0 \(float\)"),  # core.check_int: a type error
+    ({"seed": np.int64(3)}, None, None),  # NumPy integers are integers
     ({"lr": -1.0}, ValueError, "lr must be"),
     ({"device": "cuda"}, ValueError, "CUDA is not available"),
     ({"compile": "yes"}, TypeError, "compile must be True, False or a dict"),
@@ -406,6 +400,9 @@ def test_corruption_columns():
 ])
 def test_fit_argument_errors(kwargs, exc, match):
     if kwargs.get("device") == "cuda" and torch.cuda.is_available(): pytest.skip("CUDA present")
+    if exc is None:  # accepted
+        _fit("erm", **{"epochs": 1, **kwargs})
+        return
     with pytest.raises(exc, match=match):
         _fit("erm", **{"epochs": 1, **kwargs})
 
