@@ -625,7 +625,8 @@ def check_concurrent(report: Report, device: torch.device, size: dict, tmp: Path
                       f"executors.make_executor({{'kind': 'local', 'workers': {n}}}), records ok"):
         def runs(seeds): return [Run("erm", dataset="digits", model="small_cnn", model_kwargs={"width": 4},
                                      per_class=c["per_class"], epochs=1, batch_size=32, seed=s) for s in seeds]
-        def train_fn(parties, folder): return partial(concurrent_run, device=device.type, barrier=str(tmp / folder),
+        from mixup_lab import gpucheck  # the importable function (also when this runs as __main__ or in a notebook)
+        def train_fn(parties, folder): return partial(gpucheck.concurrent_run, device=device.type, barrier=str(tmp / folder),
                                                       parties=parties, timeout=c["barrier_timeout"], throughput=c)
         executor = make_executor({"kind": "local", "workers": n})
         try:
