@@ -31,5 +31,5 @@ readme:  ## README.md from nbs/index.ipynb
 bench:  ## the speed and memory benchmark notebook
 	$(BIN)/reproduce --only benchmarks --out $(OUT)
 
-gpu-check:  ## every CUDA path once, timed (one GPU, <= 5 min, no network); says so and exits 0 without CUDA
+gpu-check:  ## every CUDA path once, timed (one GPU, <= 5 min, no network), step timings to gpu_check_timings.json (under $OUT if set) for reproduce --plan; exits 0 without CUDA
 	$(BIN)/python -m mixup_lab.gpucheck
