@@ -63,3 +63,18 @@ def test_summary_lists_what_changed_since_the_previous_table(tmp_path):
     _run(tmp_path)  # the same inputs again: the table is unchanged and the comparison still reads the kept one
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "summary_previous.csv"), first)
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "summary_changes.csv"), changes)
+
+
+def test_summary_compares_with_a_reference_and_names_what_moved(tmp_path):
+    "The 'Did this run reproduce the reference?' section: a moved mean and a flipped conclusion are reported."
+    ref = tmp_path / "reference"
+    save_table(_rows("zeta_mixup", 0.03), ref / "summary.csv")
+    (ref / "machine.json").write_text('{"scale": "default", "tiny": false}')
+    save_table(_rows("zeta_mixup", -0.03), tmp_path / "zeta_mixup_summary.csv")
+    save_table(_rows("sem", 0.0), tmp_path / "sem_summary.csv")
+    run_notebook("summary", tmp_path / "summary_out.ipynb", out_dir=str(tmp_path), reference=str(ref))
+    text = (tmp_path / "summary_out.ipynb").read_text()
+    assert "1 of 1 conclusions do not hold (zeta_mixup · mixup · test_acc (digits)" in text
+    assert "outside seed noise" in text and "2 row(s) only in this run" in text
+    run_notebook("summary", tmp_path / "tiny_out.ipynb", out_dir=str(tmp_path), tiny=True)
+    assert "tiny: not comparable" in (tmp_path / "tiny_out.ipynb").read_text()
