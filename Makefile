@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 SCALE ?= default
 OUT ?= runs/$(SCALE)
 
-.PHONY: setup reproduce test export readme bench gpu-check
+.PHONY: setup reproduce reference test export readme bench gpu-check
 
 setup:  ## create .venv, install mixup_lab editable with its dev extras, register the papermill kernel
 	$(PY) -m venv $(VENV)
@@ -15,6 +15,9 @@ setup:  ## create .venv, install mixup_lab editable with its dev extras, registe
 
 reproduce:  ## run every experiment notebook through papermill (SCALE=default|full, DATA_ROOT=, DEVICE=)
 	$(BIN)/reproduce --scale $(SCALE) --out $(OUT) $(if $(DATA_ROOT),--data-root $(DATA_ROOT)) $(if $(DEVICE),--device $(DEVICE))
+
+reference:  ## ship the finished run in OUT as the reference of its scale: nbs/experiments/reference/<scale>/ (or DEST=)
+	$(BIN)/python -m mixup_lab.compare write-reference $(OUT) $(DEST)
 
 test:  ## package == notebooks, README == index notebook, fast notebook cells, pytest
 	bash .ci/check_export.sh

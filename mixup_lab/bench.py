@@ -265,7 +265,7 @@ def summary_table(df: pd.DataFrame,  # from ratio_table
         "mean": d["ratio"].to_numpy()})
     for c in ("std", "n", "diff", "diff_lo", "diff_hi", "p_value"): out[c] = np.nan
     out["paper"] = d["target"].to_numpy().astype(object)
-    return out[list(SUMMARY_COLUMNS)].reset_index(drop=True)
+    return out.reindex(columns=list(SUMMARY_COLUMNS)).reset_index(drop=True)  # no paper_std/paper_note: a target
 
 # %% ../nbs/90_benchmarks.ipynb #1aeea35c
 def zeta_reference_matrix(batch_size: int,  # B

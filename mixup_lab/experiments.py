@@ -666,7 +666,7 @@ def aggregate(df: pd.DataFrame,  # one row per run, e.g. from load_results
 
 # %% ../nbs/21_experiments.ipynb #991da3f3
 SUMMARY_COLUMNS = ("experiment", "setting", "method", "metric", "mean", "std", "n", "diff", "diff_lo", "diff_hi",
-                   "p_value", "paper")
+                   "p_value", "paper", "paper_std", "paper_note")
 
 def save_table(df: pd.DataFrame,  # the table
                path: str | os.PathLike,  # a .csv path; a .md copy is written beside it
@@ -682,11 +682,22 @@ def save_table(df: pd.DataFrame,  # the table
     for target, text in texts.items(): atomic_write(target, _text_writer(text))
     return path
 
+def _paper_entry(entry) -> tuple:
+    "A published value as (value, std, note): a number or a text (std, note empty), or a dict with keys value, std, note."
+    if entry is None: return np.nan, np.nan, np.nan
+    if not isinstance(entry, Mapping): return entry, np.nan, np.nan
+    unknown = sorted(set(entry) - {"value", "std", "note"})
+    if unknown: raise ValueError(f"paper: a dict entry takes the keys value, std and note; got {unknown}")
+    std = entry.get("std")
+    if std is not None and (isinstance(std, bool) or not isinstance(std, (int, float)) or not std >= 0):
+        raise ValueError(f"paper: std must be a number >= 0 (same units as mean), got {std!r}")
+    return entry.get("value", np.nan), np.nan if std is None else float(std), entry.get("note", np.nan)
+
 def summary_rows(agg: pd.DataFrame,  # from aggregate
                  experiment: str,  # e.g. "zeta_mixup"
                  metric: str,  # the metric aggregate summarised, e.g. "test_acc"
                  setting: str | Sequence[str] = (),  # a fixed description, or context columns of agg to join
-                 paper: Mapping | None = None,  # label -> the paper's published number (same units as mean)
+                 paper: Mapping | None = None,  # label -> the paper's number (same units as mean), or {"value", "std", "note"}
                 ) -> pd.DataFrame:
     "aggregate's output as rows of the project summary table (`SUMMARY_COLUMNS`); a method with failed runs says how many."
     if isinstance(setting, str): settings = pd.Series(setting, index=agg.index)
@@ -703,7 +714,10 @@ def summary_rows(agg: pd.DataFrame,  # from aggregate
     out = pd.DataFrame({"experiment": experiment, "setting": settings, "method": methods, "metric": metric})
     for c in ("mean", "std", "n", "diff", "diff_lo", "diff_hi", "p_value"):
         out[c] = agg[c] if c in agg.columns else np.nan
-    out["paper"] = agg["label"].map(dict(paper or {})).astype(object) if paper else np.nan
+    entries = [_paper_entry(dict(paper or {}).get(label)) for label in agg["label"]]
+    out["paper"] = pd.Series([e[0] for e in entries], index=agg.index, dtype=object) if paper else np.nan
+    out["paper_std"] = [e[1] for e in entries]
+    out["paper_note"] = pd.Series([e[2] for e in entries], index=agg.index, dtype=object)
     return out[list(SUMMARY_COLUMNS)].reset_index(drop=True)
 
 # %% ../nbs/21_experiments.ipynb #9ed52593

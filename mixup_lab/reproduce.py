@@ -17,7 +17,7 @@ from tqdm import tqdm  # plain text bars: no ipywidgets needed in notebooks
 
 # %% auto #0
 __all__ = ['NOTEBOOKS', 'SCALES', 'DEVICES', 'find_notebooks_dir', 'make_parser', 'parse', 'notebook_parameters', 'NotebookError',
-           'run_notebooks', 'copy_figures', 'main']
+           'run_notebooks', 'copy_figures', 'add_compare_option', 'compare_run', 'main']
 
 # %% ../nbs/22_reproduce.ipynb #4056c80a
 NOTEBOOKS = {  # name -> path under nbs/, in the order they run (summary last: it reads the others' outputs)
@@ -81,6 +81,7 @@ def make_parser() -> argparse.ArgumentParser:
                    help="Jupyter kernel (default: mixup_lab, registered by `make setup`; python3 if missing)")
     p.add_argument("--nbs", type=Path, default=None, help="the notebooks folder (default: mixup_lab/../nbs)")
     p.add_argument("--list", action="store_true", help="list the notebooks and exit")
+    add_compare_option(p)  # issue 14: mixup_lab.compare
     return p
 
 # %% ../nbs/22_reproduce.ipynb #89316e29
@@ -170,11 +171,37 @@ def copy_figures(out: Path, figures: Path) -> list[Path]:
     figures.mkdir(parents=True, exist_ok=True)
     return [Path(shutil.copy2(png, figures / png.name)) for png in sorted((out / "figures").glob("*.png"))]
 
+# %% ../nbs/22_reproduce.ipynb #2e0d0cb8
+def add_compare_option(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    "The --compare option of `reproduce` (mixup_lab.compare does the work)."
+    p.add_argument("--compare", type=Path, default=None, metavar="OTHER_RUN_DIR", help=(
+        "run nothing: compare the run already in --out (default runs/<scale>) with OTHER_RUN_DIR (another run's output "
+        "folder, or a reference folder such as nbs/experiments/reference/default), print the table and write "
+        "OUT/comparison.csv. Without it, a run ends by comparing itself with the reference of its scale shipped in "
+        "the repository (full scale: the papers' numbers); tiny runs are not compared. For a full-scale run pass "
+        "--out runs/full (--scale full would ask for --data-root)"))
+    return p
+
+def compare_run(args: argparse.Namespace,  # parsed arguments: out, nbs
+                other: Path | None = None,  # another run or reference folder; None: the shipped reference
+               ) -> int:  # the exit status
+    "Compare args.out with `other` and print the verdict: 1 on a damaged table, or when `other` was asked for and nothing could be compared."
+    from mixup_lab.compare import report
+    if other is None and "summary" not in getattr(args, "names", ["summary"]):
+        print("compare: the summary notebook did not run (--only): not compared")  # an older summary.csv may be there
+        return 0
+    try: done = report(args.out, other, nbs=args.nbs)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"reproduce: comparison failed: {e}", file=sys.stderr)
+        return 1
+    return 1 if done is None and other is not None else 0
+
 # %% ../nbs/22_reproduce.ipynb #c80f662e
 def main(argv: list[str] | None = None,  # command-line arguments (default: sys.argv[1:])
         ) -> int:  # the exit status
     "Entry point of the `reproduce` console script."
     args = parse(argv)
+    if args.compare is not None: return compare_run(args, args.compare)  # only compare, run nothing
     if args.list:
         for name in NOTEBOOKS: print(f"{name:12s} {args.nbs / NOTEBOOKS[name]}")
         return 0
@@ -195,4 +222,4 @@ def main(argv: list[str] | None = None,  # command-line arguments (default: sys.
     (args.out / "reproduce.json").write_text(json.dumps(manifest, indent=1))
     print(f"reproduce: {len(args.names)} notebook(s) done; results in {args.out}"
           + (f"; {len(copied)} figure(s) copied to {args.nbs.parent / 'figures'}" if copied else ""))
-    return 0
+    return compare_run(args)  # with the shipped reference of the run's scale
