@@ -91,6 +91,7 @@ def test_full_scale_tiny_on_stand_in_cifar(tmp_path):
     data = tmp_path / "data"
     for name in ("cifar10", "cifar100"): write_cifar(data, name, per_class=1, test_per_class=1)
     out = tmp_path / "out"
+    out.mkdir()
     _run(out, scale="full", tiny=True, device="cpu", verify=False, data_root=str(data), seeds=[0], subset=1,
          methods="zeta")
     summary = pd.read_csv(out / "zeta_mixup_summary.csv")
