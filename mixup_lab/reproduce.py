@@ -221,7 +221,7 @@ def notebook_parameters(args: argparse.Namespace,
              "weights_dir": None if getattr(args, "weights", None) is None else str(args.weights)}
     return every if declared is None else {k: v for k, v in every.items() if k in set(declared)}
 
-# %% ../nbs/22_reproduce.ipynb #db374177
+# %% ../nbs/22_reproduce.ipynb #f7b1b86d
 class GridError(RuntimeError):
     "The cells of a notebook up to its `grid` cell failed."
 
@@ -269,7 +269,7 @@ def grid_table(runs: list) -> dict:
             "methods": list(dict.fromkeys(r.label for r in runs)), "seeds": sorted({r.seed for r in runs}),
             "epochs": sorted({r.epochs for r in runs}), "runs": len(runs), "total_epochs": sum(r.epochs for r in runs)}
 
-# %% ../nbs/22_reproduce.ipynb #87297acd
+# %% ../nbs/22_reproduce.ipynb #1f261304
 CIFAR_SIZES = {"cifar10": (10, 50_000), "cifar100": (100, 50_000)}  # (classes, training images) of the published sets
 FOLDER_SIZES = {"cub200": (200, 5_994), "cars": (196, 8_144), "aircraft": (100, 6_667)}  # when the folder is not here
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".tif", ".tiff", ".webp")
@@ -393,7 +393,7 @@ def check_inputs(args: argparse.Namespace,
         except FileNotFoundError as e: problems.append(str(e).replace("weights_dir=", "--weights DIR (weights_dir=)"))
     return list(dict.fromkeys(problems))
 
-# %% ../nbs/22_reproduce.ipynb #a61a2b67
+# %% ../nbs/22_reproduce.ipynb #55b10595
 TIMINGS_SCHEMA = 1
 
 def load_timings(path: str | os.PathLike) -> dict:
@@ -527,7 +527,7 @@ def format_plan(rows: list[dict], source: str, timings: dict | None = None, work
                      f"throughput of one): ≈ {total / c['throughput_ratio']:.2f} wall hours on one GPU")
     return "\n".join(lines)
 
-# %% ../nbs/22_reproduce.ipynb #6aabde9e
+# %% ../nbs/22_reproduce.ipynb #15fc26cd
 class RunProgress:
     "A tqdm bar over the runs of the whole reproduction: a background thread counts the records under OUT/<notebook>/runs/ and shows the runs being trained (their claim files)."
     def __init__(self, grids: dict,  # results folder (OUT/<notebook name>) -> list of Run
@@ -579,7 +579,7 @@ class NotebookError(RuntimeError):
         super().__init__(f"notebook {name!r} failed{cell} ({detail}); see {notebook}")
 
 def quiet_kernel_logs():
-    "Silence the jupyter_client/zmq warnings papermill's kernel start prints (the TCP ports message and the like)."
+    "Silence the papermill/nbclient/jupyter_client loggers' start-up warnings in this process (the kernel's own are silenced by its --IPKernelApp.log_level)."
     import logging
     for name in ("traitlets", "papermill", "nbclient", "jupyter_client", "asyncio"):
         logging.getLogger(name).setLevel(logging.ERROR)
@@ -609,7 +609,8 @@ def run_notebooks(names: list[str],  # keys of NOTEBOOKS
         try:
             pm.execute_notebook(str(source), str(target), kernel_name=kernel, cwd=str(source.parent),
                                 parameters=parameters(name) if callable(parameters) else parameters,
-                                progress_bar=False, log_output=False)
+                                progress_bar=False, log_output=False,
+                                extra_arguments=["--IPKernelApp.log_level=ERROR"])  # no TCP-encryption warning at start
         except pm.PapermillExecutionError as e:
             bar.close()
             if e.ename == "KeyboardInterrupt": raise KeyboardInterrupt from e  # Ctrl-C reached the kernel first
