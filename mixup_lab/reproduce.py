@@ -221,7 +221,7 @@ def notebook_parameters(args: argparse.Namespace,
              "weights_dir": None if getattr(args, "weights", None) is None else str(args.weights)}
     return every if declared is None else {k: v for k, v in every.items() if k in set(declared)}
 
-# %% ../nbs/22_reproduce.ipynb #f7b1b86d
+# %% ../nbs/22_reproduce.ipynb #58fa6330
 class GridError(RuntimeError):
     "The cells of a notebook up to its `grid` cell failed."
 
@@ -269,7 +269,7 @@ def grid_table(runs: list) -> dict:
             "methods": list(dict.fromkeys(r.label for r in runs)), "seeds": sorted({r.seed for r in runs}),
             "epochs": sorted({r.epochs for r in runs}), "runs": len(runs), "total_epochs": sum(r.epochs for r in runs)}
 
-# %% ../nbs/22_reproduce.ipynb #1f261304
+# %% ../nbs/22_reproduce.ipynb #1bc8b0f0
 CIFAR_SIZES = {"cifar10": (10, 50_000), "cifar100": (100, 50_000)}  # (classes, training images) of the published sets
 FOLDER_SIZES = {"cub200": (200, 5_994), "cars": (196, 8_144), "aircraft": (100, 6_667)}  # when the folder is not here
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".tif", ".tiff", ".webp")
@@ -393,7 +393,7 @@ def check_inputs(args: argparse.Namespace,
         except FileNotFoundError as e: problems.append(str(e).replace("weights_dir=", "--weights DIR (weights_dir=)"))
     return list(dict.fromkeys(problems))
 
-# %% ../nbs/22_reproduce.ipynb #55b10595
+# %% ../nbs/22_reproduce.ipynb #5492c46f
 TIMINGS_SCHEMA = 1
 
 def load_timings(path: str | os.PathLike) -> dict:
@@ -527,7 +527,7 @@ def format_plan(rows: list[dict], source: str, timings: dict | None = None, work
                      f"throughput of one): ≈ {total / c['throughput_ratio']:.2f} wall hours on one GPU")
     return "\n".join(lines)
 
-# %% ../nbs/22_reproduce.ipynb #15fc26cd
+# %% ../nbs/22_reproduce.ipynb #ead59129
 class RunProgress:
     "A tqdm bar over the runs of the whole reproduction: a background thread counts the records under OUT/<notebook>/runs/ and shows the runs being trained (their claim files)."
     def __init__(self, grids: dict,  # results folder (OUT/<notebook name>) -> list of Run
@@ -551,6 +551,10 @@ class RunProgress:
         if done > self.bar.n: self.bar.update(done - self.bar.n)
         now = self.current()
         self.bar.set_postfix_str(f"{now[0]}{f' +{len(now) - 1}' if len(now) > 1 else ''}" if now else "", refresh=True)
+
+    def notebook(self, name: str):
+        "Show which notebook runs now."
+        if self.bar is not None: self.bar.set_description(f"runs ({name})")
 
     def _loop(self):
         while not self._stop.wait(self.interval): self.poll()
@@ -592,7 +596,8 @@ def run_notebooks(names: list[str],  # keys of NOTEBOOKS
                   out: Path,  # the output folder
                   parameters: dict | Callable[[str], dict],  # injected into every notebook, or name -> its parameters
                   kernel: str = "mixup_lab",
-                  progress: bool = True,
+                  progress: bool = True,  # a bar over the notebooks
+                  on_start: Callable[[str], None] | None = None,  # called with each notebook's name before it runs
                  ) -> list[dict]:  # one entry per notebook: name, path, seconds
     "Execute the notebooks with papermill into out/notebooks/; raise NotebookError on a failing cell."
     import papermill as pm
@@ -603,6 +608,7 @@ def run_notebooks(names: list[str],  # keys of NOTEBOOKS
     bar = tqdm(names, desc="notebooks", unit="nb", disable=not progress, leave=False)
     for name in bar:
         bar.set_postfix_str(name)
+        if on_start is not None: on_start(name)
         source = nbs / NOTEBOOKS[name]
         target = out / "notebooks" / f"{name}.ipynb"
         tic = time.time()
@@ -702,7 +708,8 @@ def _main(argv, state: dict) -> int:
     progress = state["progress"] = RunProgress(results)
     try:
         with progress:
-            manifest["notebooks"] = run_notebooks(args.names, args.nbs, args.out, params.__getitem__, kernel)
+            manifest["notebooks"] = run_notebooks(args.names, args.nbs, args.out, params.__getitem__, kernel,
+                                                  progress=not progress.enable, on_start=progress.notebook)
     except NotebookError as e:
         _say(str(e))
         return 1
