@@ -454,18 +454,21 @@ class CorruptedDataset(Dataset):
 
 # %% ../nbs/01_data.ipynb #2496edd5
 class TwoViews(Dataset):
-    "Item i is `((augment(x_i), x_i), y_i)`: an augmented and a clean view of the same image."
-    def __init__(self, dataset,  # yields (clean image tensor, label)
-                 augment: Callable | None = None):  # tensor -> tensor; None returns the clean image twice
-        if augment is not None and not callable(augment):
-            raise TypeError(f"augment must be callable or None, got {type(augment).__name__}")
-        self.dataset, self.augment = dataset, augment
+    "Item i is `((augment(x_i), clean(x_i)), y_i)`: an augmented and a clean view of the same image."
+    def __init__(self, dataset,  # yields (image tensor, label)
+                 augment: Callable | None = None,  # tensor -> tensor; None returns the clean view twice
+                 clean: Callable | None = None,  # tensor -> tensor for the clean view (e.g. Normalize); None: as it is
+                ):
+        for f, name in ((augment, "augment"), (clean, "clean")):
+            if f is not None and not callable(f): raise TypeError(f"{name} must be callable or None, got {type(f).__name__}")
+        self.dataset, self.augment, self.clean = dataset, augment, clean
 
     def __len__(self): return len(self.dataset)
 
     def __getitem__(self, i):
         x, y = self.dataset[i]
-        return ((self.augment(x) if self.augment is not None else x), x), y
+        plain = self.clean(x) if self.clean is not None else x
+        return ((self.augment(x) if self.augment is not None else plain), plain), y
 
 # %% ../nbs/01_data.ipynb #aaf55a63
 def loader(dataset,  # any map-style dataset

@@ -21,6 +21,7 @@ import threading
 import time
 import uuid
 import warnings
+from . import data
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Mapping, Sequence
@@ -32,15 +33,16 @@ from scipy import stats
 from tqdm import tqdm  # plain text bars: no ipywidgets needed in notebooks
 
 from . import __version__
-from .core import check_choice
+from .core import check_bool, check_choice
 from .train import (NonFiniteLossError, _labels_or_none, _owner, _owner_alive, _resolve_workers,
                              _tensor_digest, _umask, atomic_write, resolve_device, remove_stale_temporaries)
 
 # %% auto #0
 __all__ = ['RECORD_SCHEMA', 'STATUSES', 'CLAIM_HEARTBEAT', 'CLAIM_STALE', 'FAILURES', 'POLL_SECONDS', 'RESULT_METADATA',
-           'SUMMARY_COLUMNS', 'DATASETS', 'Run', 'grid', 'record_path', 'DamagedRecordsError', 'StaleRecordsError',
-           'claim_path', 'claim_is_stale', 'run_one', 'run_grid', 'load_results', 'aggregate', 'save_table',
-           'summary_rows', 'build_data', 'dataset_labels', 'data_source', 'data_identity', 'train_run']
+           'SUMMARY_COLUMNS', 'DATASETS', 'CIFAR_OPTIONS', 'LOADERS', 'PRETRAINED_MODELS', 'Run', 'grid',
+           'select_methods', 'record_path', 'DamagedRecordsError', 'StaleRecordsError', 'claim_path', 'claim_is_stale',
+           'run_one', 'run_grid', 'load_results', 'aggregate', 'save_table', 'summary_rows', 'build_data',
+           'dataset_labels', 'data_source', 'data_identity', 'model_options', 'train_run']
 
 # %% ../nbs/21_experiments.ipynb #e2e28860
 def _freeze(value):
@@ -155,6 +157,35 @@ def grid(methods: Sequence,  # names, (name, kwargs) or (name, kwargs, tag)
         if not 1 <= len(m) <= 3: raise ValueError(f"a method must be a name, (name, kwargs) or (name, kwargs, tag), got {m!r}")
         specs.append(dict(method=m[0], kwargs=m[1] if len(m) > 1 else {}, tag=m[2] if len(m) > 2 else ""))
     return [Run(seed=s, **spec, **settings) for s in seeds for spec in specs]
+
+# %% ../nbs/21_experiments.ipynb #4e57650b
+def _method_row(m) -> tuple:
+    m = (m,) if isinstance(m, str) else tuple(m)
+    if not 1 <= len(m) <= 3: raise ValueError(f"a method must be a name, (name, kwargs) or (name, kwargs, tag), got {m!r}")
+    return m
+
+def select_methods(methods,  # None (all), names or labels as a list, or one string "a,b"
+                   table: Sequence,  # the notebook's methods: names, (name, kwargs) or (name, kwargs, tag)
+                   always: Sequence[str] = ("erm",),  # names or labels kept whatever `methods` says (the baselines)
+                   name: str = "methods",  # the parameter's name, for the error
+                  ) -> list:
+    "The rows of `table` named in `methods` (by method name or Run label), always with the baselines; a ValueError listing the known names and labels for unknown ones."
+    if methods is None: return list(table)
+    if isinstance(methods, str):  # "a,b": split at the commas outside the parentheses of a label
+        methods = re.split(r",(?![^(]*\))", methods)
+    elif not isinstance(methods, (list, tuple)):
+        raise TypeError(f"{name} must be None, a list of method names or labels, or a string 'a,b', got {methods!r}")
+    wanted = [str(m).strip() for m in methods if str(m).strip()]
+    rows = [_method_row(m) for m in table]
+    keys = [(m[0], Run(m[0], m[1] if len(m) > 1 else {}, tag=m[2] if len(m) > 2 else "").label) for m in rows]
+    known_names, known_labels = list(dict.fromkeys(n for n, _ in keys)), list(dict.fromkeys(l for _, l in keys))
+    unknown = [m for m in wanted if m not in known_names and m not in known_labels]
+    if unknown or not wanted:
+        raise ValueError(f"{name}: unknown {unknown or wanted}; choose names from {known_names} "
+                         f"or labels from {known_labels}")
+    keep = set(wanted) | set(always)
+    return [t for t, (n, l) in zip(table, keys) if n in keep or l in keep]
+
 
 # %% ../nbs/21_experiments.ipynb #beb8fa82
 RECORD_SCHEMA = 2  # the version of the record format written by run_grid
@@ -709,15 +740,19 @@ def summary_rows(agg: pd.DataFrame,  # from aggregate
 # %% ../nbs/21_experiments.ipynb #9ed52593
 DATASETS = ("digits", "cifar10", "cifar100", "folder:<name>")
 
-def _per_class_subset(dataset, targets, per_class: int, seed: int):
-    from torch.utils.data import Subset
+def _per_class_indices(targets, per_class: int, seed: int) -> list[int]:
+    "The sorted indices of a seeded subset of `per_class` images of every class."
     targets = np.asarray(targets)
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(targets))
     order = order[np.argsort(targets[order], kind="stable")]  # classes together, random order inside each
     sorted_t = targets[order]
     rank = np.arange(len(order)) - np.searchsorted(sorted_t, sorted_t, side="left")
-    return Subset(dataset, np.sort(order[rank < per_class]).tolist())
+    return np.sort(order[rank < per_class]).tolist()
+
+def _per_class_subset(dataset, targets, per_class: int, seed: int):
+    from torch.utils.data import Subset
+    return Subset(dataset, _per_class_indices(targets, per_class, seed))
 
 _FOLDER_OPTIONS = ("image_size", "resize", "warp", "augment", "balanced")
 
@@ -772,7 +807,48 @@ def _folder_data(run: Run, data_root, opts: dict) -> dict:
                 corruption_data=split(test_split, False, normalize=False),
                 corruption_normalize=T.Normalize(data.IMAGENET_MEAN, data.IMAGENET_STD), balanced=balanced)
 
-def build_data(run: Run, data_root: str | os.PathLike | None = None) -> dict:
+CIFAR_OPTIONS = ("augment", "cutout", "cutout_before_normalize", "normalize", "two_views", "balanced", "loader")
+LOADERS = ("device", "torch")  # CIFAR's training data: a loader.DeviceLoader (default) or torchvision's transforms
+
+def _cifar_train(run: Run, data_root, verify: bool, device, augment, cutout, before, normalize, two_views, balanced, kind):
+    "CIFAR's training data: a DeviceLoader (uint8 images on the device, augmented in batches) or a torchvision Dataset."
+    from torchvision import transforms as T
+    from mixup_lab import data
+    raw = data.cifar(run.dataset, data_root, train=True, augment=False, normalize=False, verify=verify)  # [0, 1] tensors
+    keep = None if run.per_class is None else _per_class_indices(raw.targets, run.per_class, run.seed)
+    if kind == "device":
+        from mixup_lab.loader import DeviceLoader
+        from mixup_lab.train import resolve_device
+        device = resolve_device("auto" if device is None else device)
+        sampler = None
+        if balanced:  # the SynerMix sampler over the kept images (fit seeds and checkpoints its generator)
+            from mixup_lab.synermix import BalancedBatchSampler, balanced_mode
+            labels = torch.as_tensor(raw.targets) if keep is None else torch.as_tensor(raw.targets)[keep]
+            sampler = BalancedBatchSampler(labels, run.batch_size, mode=balanced_mode(balanced), generator=torch.Generator())
+        stats = data.normalization_stats(run.dataset, normalize)
+        return DeviceLoader.from_dataset(raw, None if sampler is not None else run.batch_size, batch_sampler=sampler,
+                                         indices=keep, augment=bool(augment), cutout=cutout, cutout_before_normalize=before,
+                                         normalize=False if stats is None else stats, two_views=bool(two_views),
+                                         channels_last=device.type == "cuda", device=device,
+                                         generator=torch.Generator().manual_seed(run.seed))
+    stats = data.normalization_stats(run.dataset, normalize)
+    finish = [] if stats is None else [T.Normalize(*stats)]
+    size = data._cutout_size(cutout)
+    hole = [data.Cutout(size)] if size else []
+    crop = [T.RandomCrop(32, padding=4), T.RandomHorizontalFlip()] if augment else []
+    # on the raw [0, 1] pixels: the crop pads with black, as data.cifar's single-view pipeline does
+    steps = T.Compose(crop + (hole + finish if before else finish + hole))
+    if two_views: train = data.TwoViews(raw, steps, clean=T.Compose(finish) if finish else None)
+    else: train = data.cifar(run.dataset, data_root, train=True, augment=augment, cutout=cutout, normalize=normalize,
+                             cutout_before_normalize=before, verify=verify)
+    if keep is None: return train
+    if two_views: return data.TwoViews(_per_class_subset(raw, raw.targets, run.per_class, run.seed), train.augment, train.clean)
+    return _per_class_subset(train, train.targets, run.per_class, run.seed)
+
+def build_data(run: Run, data_root: str | os.PathLike | None = None,
+               verify: bool = True,  # check the CIFAR files' md5 sums (False: stand-in files; data.cifar warns)
+               device: str | torch.device | None = None,  # where CIFAR's DeviceLoader holds the images (None: "auto")
+              ) -> dict:
     "train/test datasets, K, input channels and the corrupted-test inputs of a run's dataset."
     from mixup_lab import data
     opts = dict(run.data_kwargs)
@@ -789,24 +865,17 @@ def build_data(run: Run, data_root: str | os.PathLike | None = None) -> dict:
         raise ValueError(f"dataset {run.dataset!r} needs data_root, the folder holding the extracted CIFAR archives")
     from torchvision import transforms as T
     augment, cutout, two_views = opts.pop("augment", True), opts.pop("cutout", False), opts.pop("two_views", False)
-    balanced = opts.pop("balanced", False)
+    before, normalize = opts.pop("cutout_before_normalize", False), opts.pop("normalize", "cifar")
+    balanced, kind = opts.pop("balanced", False), check_choice(opts.pop("loader", "device"), "data_kwargs loader", LOADERS)
     if opts:
-        raise ValueError(f"unknown data_kwargs for {run.dataset}: {sorted(opts)} (accepted: augment, cutout, two_views, balanced)")
-    if two_views:
-        steps = [T.RandomCrop(32, padding=4), T.RandomHorizontalFlip()] if augment else []
-        if cutout: steps.append(data.Cutout(16 if cutout is True else int(cutout)))
-        train = data.TwoViews(data.cifar(run.dataset, data_root, train=True, augment=False), T.Compose(steps))
-    else:
-        train = data.cifar(run.dataset, data_root, train=True, augment=augment, cutout=cutout)
-    if run.per_class is not None:
-        base = train.dataset if two_views else train
-        subset = _per_class_subset(base, base.targets, run.per_class, run.seed)
-        train = data.TwoViews(subset, train.augment) if two_views else subset
-    mean, std = (data.CIFAR10_MEAN, data.CIFAR10_STD) if run.dataset == "cifar10" else (data.CIFAR100_MEAN, data.CIFAR100_STD)
-    return dict(train=train, test=data.cifar(run.dataset, data_root, train=False),
+        raise ValueError(f"unknown data_kwargs for {run.dataset}: {sorted(opts)} (accepted: {', '.join(CIFAR_OPTIONS)})")
+    check_bool(before, "data_kwargs cutout_before_normalize")
+    stats = data.normalization_stats(run.dataset, normalize)  # checks normalize: "cifar", "imagenet" or False
+    train = _cifar_train(run, data_root, verify, device, augment, cutout, before, normalize, two_views, balanced, kind)
+    return dict(train=train, test=data.cifar(run.dataset, data_root, train=False, normalize=normalize, verify=verify),
                 num_classes=10 if run.dataset == "cifar10" else 100, in_channels=3,
-                corruption_data=data.cifar(run.dataset, data_root, train=False, normalize=False),
-                corruption_normalize=T.Normalize(mean, std), balanced=balanced)
+                corruption_data=data.cifar(run.dataset, data_root, train=False, normalize=False, verify=verify),
+                corruption_normalize=None if stats is None else T.Normalize(*stats), balanced=balanced)
 
 def dataset_labels(dataset) -> torch.Tensor:
     "The integer labels of a dataset: TensorDataset, torchvision dataset (`targets`), Subset, or a wrapper (`.dataset`)."
@@ -856,8 +925,11 @@ def data_identity(run: Run,
     "The record's `data`: the source of the run's dataset and what its split holds (sizes, classes, label hashes)."
     out = data_source(run.dataset, data_root)
     for split in ("train", "test"):
-        labels = _labels_or_none(data[split])
-        out[f"{split}_size"] = len(data[split])
+        d = data[split]
+        if hasattr(d, "num_examples") and isinstance(getattr(d, "labels", None), torch.Tensor):  # a loader.DeviceLoader
+            out[f"{split}_size"], labels = d.num_examples, d.labels.cpu()
+        else:
+            out[f"{split}_size"], labels = len(d), _labels_or_none(d)
         out[f"{split}_labels"] = None if labels is None else _tensor_digest(labels)
     out["num_classes"] = data["num_classes"]
     return out
@@ -866,32 +938,49 @@ def data_identity(run: Run,
 def _device_name(device: torch.device) -> str:
     return f"{device} ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else str(device)
 
+PRETRAINED_MODELS = ("resnet18", "resnet50")  # models.get_model names that load ImageNet weights from a weights_dir
+
+def model_options(run: Run,
+                  weights_dir: str | os.PathLike | None = None,  # where the ImageNet weights lie on this machine
+                 ) -> dict:
+    "The get_model keyword arguments of a run: its model_kwargs, with weights_dir for the pretrained torchvision ResNets (a machine's path, so not part of the run's identity)."
+    kwargs = dict(run.model_kwargs)
+    if weights_dir is not None and run.model in PRETRAINED_MODELS and kwargs.get("pretrained"):
+        kwargs.setdefault("weights_dir", str(weights_dir))
+    return kwargs
+
 def train_run(run: Run,
               data_root: str | os.PathLike | None = None,  # folder of the CIFAR archives or image-folder datasets (full scale)
               device: str = "auto",
               progress: bool = False,  # fit's progress bar
               checkpoint_dir: str | os.PathLike | None = None,  # resume interrupted runs from <dir>/<run_id>.pt
+              verify: bool = True,  # check the CIFAR files' md5 sums (False: stand-in files, e.g. in tests; warns)
+              weights_dir: str | os.PathLike | None = None,  # a folder with ImageNet weights for pretrained models (see models.pretrained_weights_path)
+              model_dir: str | os.PathLike | None = None,  # keep the trained weights as <dir>/<run_id>.pt (e.g. for figures)
              ) -> dict:
     "Train one run: build data, model and objective from the spec, call fit, return the result record."
-    from torch.utils.data import DataLoader
+    from torch.utils.data import DataLoader, Dataset
     from mixup_lab.models import get_model
     from mixup_lab.train import fit, get_objective
     device = resolve_device(device)
-    d = build_data(run, data_root)
+    check_bool(verify, "verify")
+    d = build_data(run, data_root, verify=verify, device=device)
     data = data_identity(run, d, data_root)
     torch.manual_seed(run.seed)  # the same initial weights for every method of this seed
-    model = get_model(run.model, d["num_classes"], d["in_channels"], **dict(run.model_kwargs))
+    model = get_model(run.model, d["num_classes"], d["in_channels"], **model_options(run, weights_dir))
     objective = get_objective(run.method, d["num_classes"], **dict(run.kwargs))
     corruptions = [tuple(c) for c in run.corruptions] if isinstance(run.corruptions, tuple) else run.corruptions
     fit_kwargs = dict(run.fit_kwargs)
     train = d["train"]
-    if d["balanced"]:  # fit seeds (and checkpoints) the sampler's generator
+    if d["balanced"] and isinstance(train, Dataset):  # (a DeviceLoader has its sampler) fit seeds and checkpoints its generator
         from mixup_lab.synermix import BalancedBatchSampler, balanced_mode  # True: "chunks"; "paper": the public code's
         sampler = BalancedBatchSampler(dataset_labels(train), run.batch_size, mode=balanced_mode(d["balanced"]),
                                        generator=torch.Generator())
         train = DataLoader(train, batch_sampler=sampler, pin_memory=device.type == "cuda",
                            num_workers=_resolve_workers(fit_kwargs.get("num_workers", "auto"), train, device))
-    workers = train.num_workers if isinstance(train, DataLoader) else _resolve_workers(fit_kwargs.get("num_workers", "auto"), train, device)
+    if isinstance(train, DataLoader): workers = train.num_workers
+    elif isinstance(train, Dataset): workers = _resolve_workers(fit_kwargs.get("num_workers", "auto"), train, device)
+    else: workers = 0  # a DeviceLoader: the batches are made on the device
     checkpoint = None if checkpoint_dir is None else Path(checkpoint_dir) / f"{run.run_id}.pt"
     tic = time.time()
     history = fit(model, objective, train, d["test"], epochs=run.epochs, batch_size=run.batch_size, lr=run.lr,
@@ -903,6 +992,9 @@ def train_run(run: Run,
     result = {k: float(last[k]) for k in history.columns if k.startswith(("test_", "acc_", "corrupt_")) or k == "train_loss"}
     result.update(num_params=sum(p.numel() for p in model.parameters()), train_seconds=time.time() - tic,
                   history=history, data=data, env={"device": _device_name(device), "num_workers": workers})
+    if model_dir is not None:
+        from mixup_lab.train import atomic_save
+        atomic_save({k: v.detach().cpu() for k, v in model.state_dict().items()}, Path(model_dir) / f"{run.run_id}.pt")
     if checkpoint is not None and checkpoint.exists(): checkpoint.unlink()  # the record replaces it
     return result
 

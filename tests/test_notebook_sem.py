@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 pm = pytest.importorskip("papermill")
-from notebooks import run_notebook
+from notebooks import check_grid_cell, code_cells, grid_namespace, run_notebook
 
 from mixup_lab.experiments import SUMMARY_COLUMNS
 
@@ -45,3 +45,36 @@ def test_sem_notebook_full_scale_needs_data_root(tmp_path):
     with pytest.raises(pm.PapermillExecutionError, match="data_root"):
         run_notebook("sem", tmp_path / "full.ipynb", scale="full", out_dir=str(tmp_path / "runs"))
     assert not (tmp_path / "runs" / "sem").exists()  # it failed before training anything
+
+
+def test_grid_cell_comes_before_any_training():
+    check_grid_cell("sem")
+
+
+def test_full_scale_grid_then_data_root_check(tmp_path):
+    ns = grid_namespace("sem", scale="full", out_dir=str(tmp_path))
+    runs = ns["runs"]
+    assert len(runs) == 2 * 4 * 3  # CIFAR-10/100 x (ERM, mixup, SEM at two weights) x 3 seeds
+    assert {(r.dataset, r.model, r.epochs, r.per_class) for r in runs} == \
+        {(d, "cifar_resnet18", 200, None) for d in ("cifar10", "cifar100")}
+    assert {r.label for r in runs} == {"erm", "mixup(alpha=1.0)", "sem(weight=1.0)", "sem(weight=10.0)"}
+    code, _, grid_cell = code_cells("sem")
+    with pytest.raises(ValueError, match="data_root"):
+        exec(code[grid_cell + 1].source, ns)
+    assert not any(tmp_path.iterdir())  # failed before writing anything
+
+
+def test_parameters_shape_the_grid():
+    ns = grid_namespace("sem", methods="sem", subset=12, seeds=[5], epochs=3)
+    assert [r.label for r in ns["runs"]] == ["erm", "sem(weight=10.0)"]  # ERM, the baseline, always runs
+    assert {(r.per_class, r.epochs, r.seed, dict(r.fit_kwargs)["eval_every"]) for r in ns["runs"]} == {(12, 3, 5, 3)}
+    ns = grid_namespace("sem", scale="full", methods=["sem(weight=1.0)"], tiny=True)
+    assert {r.label for r in ns["runs"]} == {"erm", "sem(weight=1.0)"}
+    assert {dict(r.data_kwargs).get("test_size") for r in ns["runs"]} == {None}  # CIFAR keeps its test set
+    assert len(grid_namespace("sem")["runs"]) == 3 * 5
+    with pytest.raises(ValueError, match=r"methods: unknown \['cutmix'\]; choose names from \['erm', 'mixup', 'sem'\]"):
+        grid_namespace("sem", methods="cutmix")
+    with pytest.raises(ValueError, match="subset"):
+        grid_namespace("sem", subset=0)
+    with pytest.raises(TypeError, match="verify"):
+        grid_namespace("sem", verify=1)

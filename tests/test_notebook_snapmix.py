@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import papermill as pm
 import pytest
-from notebooks import run_notebook
+from notebooks import check_grid_cell, code_cells, grid_namespace, run_notebook
 
 from mixup_lab.data import write_image_folder
 from mixup_lab.experiments import SUMMARY_COLUMNS
@@ -45,7 +45,7 @@ def test_tiny_run_writes_tables_and_figures_and_resumes(tmp_path):
     assert props[["mean", "std"]].notna().all().all() and len(props) == 4
 
     before = stored_files(tmp_path)
-    assert sum(name.endswith(".json") for name in before) == 6 and sum(name.endswith(".pt") for name in before) == 1
+    assert sum(name.endswith(".json") for name in before) == 7 and sum(name.endswith(".pt") for name in before) == 1  # + the figure model
     execute(tmp_path, tiny=True)  # everything is cached: nothing is retrained, the tables are the same
     assert stored_files(tmp_path) == before
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "snapmix_summary.csv"), summary)
@@ -81,3 +81,33 @@ def test_full_scale_without_the_imagenet_weights_stops_before_training(tmp_path,
     assert info.value.ename == "FileNotFoundError" and "resnet50-0676ba61.pth" in info.value.evalue
     assert "https://download.pytorch.org/models/resnet50-0676ba61.pth" in info.value.evalue
     assert not (tmp_path / "snapmix").exists()  # nothing trained, nothing recorded
+
+
+def test_grid_cell_comes_before_any_training():
+    check_grid_cell("snapmix")
+
+
+def test_full_scale_grid_then_data_root_check(tmp_path):
+    ns = grid_namespace("snapmix", scale="full", out_dir=str(tmp_path))
+    runs, fig = ns["runs"], ns["fig_run"]
+    assert len(runs) == 4 * 3 + 1 and runs[-1] == fig  # ERM, mixup, CutMix, SnapMix x 3 seeds, and the figure model
+    assert {(r.dataset, r.model, dict(r.model_kwargs)["pretrained"]) for r in runs} == {("folder:cub200", "resnet50", True)}
+    assert (fig.method, fig.seed, fig.epochs, fig.label) == ("erm", 0, 5, "figure model")
+    code, _, grid_cell = code_cells("snapmix")
+    with pytest.raises(ValueError, match="data_root"):
+        exec(code[grid_cell + 1].source, ns)
+    assert not any(tmp_path.iterdir())  # failed before writing anything
+
+
+def test_parameters_shape_the_grid():
+    ns = grid_namespace("snapmix", methods="snapmix(prob=0.5),cutmix", subset=3, seeds=[4, 5], epochs=2)
+    assert [r.label for r in ns["main_runs"][:3]] == ["erm", "cutmix", "snapmix(prob=0.5)"]  # ERM always runs
+    assert {(r.per_class, r.epochs, r.seed) for r in ns["main_runs"]} == {(3, 2, 4), (3, 2, 5)}
+    fig = ns["fig_run"]  # the figure model follows epochs=, seeds= and subset= like every run
+    assert (fig.epochs, fig.seed, fig.per_class, dict(fig.fit_kwargs)["eval_every"]) == (2, 4, 3, 2)
+    assert ns["runs"][-1] == fig
+    assert len(grid_namespace("snapmix", methods=["snapmix"])["main_runs"]) == 3 * 7  # a name keeps both SnapMix rows
+    with pytest.raises(ValueError, match=r"methods: unknown \['fmix'\]; choose names from \['erm', 'mixup', 'cutmix', 'snapmix'\]"):
+        grid_namespace("snapmix", methods="fmix")
+    with pytest.raises(ValueError, match="subset"):
+        grid_namespace("snapmix", subset=0)

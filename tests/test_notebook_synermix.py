@@ -4,7 +4,7 @@ from pathlib import Path
 import pandas as pd
 import papermill as pm
 import pytest
-from notebooks import run_notebook
+from notebooks import check_grid_cell, code_cells, grid_namespace, run_notebook
 
 from mixup_lab.experiments import SUMMARY_COLUMNS
 from mixup_lab.synermix import SYNERMIX_SETTINGS
@@ -20,8 +20,9 @@ def execute(out_dir: Path, **parameters) -> None:
 
 def stored_files(out_dir: Path) -> dict:
     "Every run record and cached feature file, with its modification time."
-    files = list((out_dir / "synermix" / "runs").glob("*.json")) + list((out_dir / "synermix" / "features").glob("*.pt"))
-    return {p.name: p.stat().st_mtime_ns for p in files}
+    files = [p for what, ext in (("runs", "json"), ("features", "pt"), ("models", "pt"))
+             for p in (out_dir / "synermix" / what).glob(f"*.{ext}")]
+    return {f"{p.parent.name}/{p.name}": p.stat().st_mtime_ns for p in files}
 
 
 def test_tiny_run_writes_tables_and_figures_and_resumes(tmp_path):
@@ -50,6 +51,7 @@ def test_tiny_run_writes_tables_and_figures_and_resumes(tmp_path):
 
     before = stored_files(tmp_path)
     assert sum(name.endswith(".json") for name in before) == 14  # 6 settings x 2 seeds + 2 runs at beta = 0.5 (beta = 0 is w-ER(M))
+    assert sum(name.endswith(".pt") for name in before) == 2 * 4  # the analysed runs' weights and features
     execute(tmp_path, tiny=True)  # everything is cached: nothing is retrained, the tables are the same
     assert stored_files(tmp_path) == before
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "synermix_summary.csv"), summary)
@@ -59,3 +61,36 @@ def test_full_scale_needs_data_root(tmp_path):
     with pytest.raises(pm.PapermillExecutionError) as info:
         execute(tmp_path, scale="full", tiny=True)
     assert info.value.ename == "ValueError" and "data_root" in info.value.evalue
+
+
+def test_grid_cell_comes_before_any_training():
+    check_grid_cell("synermix")
+
+
+def test_full_scale_grid_then_data_root_check(tmp_path):
+    ns = grid_namespace("synermix", scale="full", out_dir=str(tmp_path))
+    runs = ns["runs"]
+    assert len(ns["settings_runs"]) == 2 * 6 * 3 and len(ns["sweep_runs"]) == 7
+    assert len(runs) == 36 + 4  # the sweep's new β values (4 of 6: β = 0 and 0.1 are settings) on seed 0
+    assert set(ns["analysis_runs"]) <= set(runs)
+    assert {(r.model, r.epochs, r.batch_size, r.per_class) for r in runs} == {("cifar_resnet18", 120, 128, None)}
+    assert {dict(r.data_kwargs)["normalize"] for r in runs} == {"imagenet"}
+    code, _, grid_cell = code_cells("synermix")
+    with pytest.raises(ValueError, match="data_root"):
+        exec(code[grid_cell + 1].source, ns)
+    assert not any(tmp_path.iterdir())  # failed before writing anything
+
+
+def test_parameters_shape_the_grid():
+    ns = grid_namespace("synermix", methods="w-RA, w-ER(M)", subset=4, seeds=[2, 3], epochs=5)
+    assert ns["chosen"] == ["wo-RA&ER", "w-RA", "w-ER(M)"]  # the baseline always runs
+    assert ns["sweep_runs"] == []  # no w-RA&ER(M): no β sweep
+    assert [r.label for r in ns["analysis_runs"]] == ["wo-RA&ER", "w-RA", "w-ER(M)"] * 2
+    assert {(r.per_class, r.epochs, r.seed in (2, 3), dict(r.fit_kwargs)["eval_every"]) for r in ns["runs"]} == \
+        {(4, 5, True, 5)}
+    assert len(grid_namespace("synermix", methods="w-RA&ER(M)")["sweep_runs"]) == 7 * 3
+    assert len(grid_namespace("synermix")["runs"]) == 6 * 5 + 4 * 3
+    with pytest.raises(ValueError, match=r"methods: unknown \['mixup'\]"):
+        grid_namespace("synermix", methods="mixup")
+    with pytest.raises(ValueError, match="subset"):
+        grid_namespace("synermix", subset=-1)

@@ -6,7 +6,7 @@ import pytest
 
 pm = pytest.importorskip("papermill")
 import nbformat
-from notebooks import EXPERIMENTS, run_notebook
+from notebooks import EXPERIMENTS, check_grid_cell, code_cells, grid_namespace, run_notebook
 
 from mixup_lab.experiments import SUMMARY_COLUMNS
 from mixup_lab.models import MODELS
@@ -48,19 +48,37 @@ def test_tiny_run_and_resume(tmp_path):
 
 
 def test_full_scale_grid_then_data_root_check(tmp_path):
-    "The full-scale set-up builds the poster's grid, then stops with a ValueError naming data_root (run in-process)."
-    code = [c for c in nbformat.read(NB, as_version=4).cells if c.cell_type == "code"]
-    params = next(i for i, c in enumerate(code) if "parameters" in c.metadata.get("tags", []))
-    ns = {}
-    exec(code[params].source, ns)
-    ns.update(scale="full", out_dir=str(tmp_path))
-    with pytest.raises(ValueError, match="data_root"):
-        exec(code[params + 1].source, ns)  # the set-up cell
-    runs = ns["runs"]  # built before the check
+    "The full-scale grid cell builds the poster's grid; the next cell stops with a ValueError naming data_root."
+    ns = grid_namespace("zeta_mixup", scale="full", out_dir=str(tmp_path))
+    runs = ns["runs"]
     assert len(ns["main_runs"]) == 4 * 3 * 3 and len(runs) == 36 + 5 * 3  # + the γ sweep on CIFAR-10 x ResNet-18
     assert {(r.dataset, r.model) for r in runs} == {(d, m) for d in ("cifar10", "cifar100")
                                                     for m in ("cifar_resnet18", "cifar_resnet50")}
     assert all(r.model in MODELS for r in runs)
     assert {(r.epochs, r.batch_size, r.lr, r.weight_decay, r.per_class) for r in runs} == {(200, 128, 0.1, 1e-4, None)}
     assert {r.label for r in ns["main_runs"]} == {"erm", "mixup(alpha=1.0)", "zeta(gamma=2.8)"}
+    code, _, grid_cell = code_cells("zeta_mixup")
+    with pytest.raises(ValueError, match="data_root"):
+        exec(code[grid_cell + 1].source, ns)
     assert not any(tmp_path.iterdir())  # failed before writing anything
+
+
+def test_grid_cell_comes_before_any_training():
+    check_grid_cell("zeta_mixup")
+
+
+def test_parameters_shape_the_grid():
+    ns = grid_namespace("zeta_mixup", methods="zeta", subset=7, seeds=[3, 4], epochs=9)
+    assert {r.label for r in ns["main_runs"]} == {"erm", "zeta(gamma=2.8)"}  # ERM, the baseline, always runs
+    assert {r.label for r in ns["sweep_runs"]} == {"erm"} | {f"zeta(gamma={g})" for g in ns["cfg"]["gammas"]}
+    assert {(r.per_class, r.epochs, dict(r.fit_kwargs)["eval_every"]) for r in ns["runs"]} == {(7, 9, 9)}
+    assert {r.seed for r in ns["main_runs"]} == {3, 4}
+    ns = grid_namespace("zeta_mixup", methods=["mixup(alpha=1.0)"])
+    assert {r.label for r in ns["runs"]} == {"erm", "mixup(alpha=1.0)"}
+    assert len(grid_namespace("zeta_mixup")["runs"]) == 3 * 5 + 8 * 3 - 3 * 3  # default: 5 seeds; the sweep (8 methods) on 3 of them, sharing 3 x 3 runs
+    with pytest.raises(ValueError, match=r"methods: unknown \['snapmix'\]; choose names from \['erm', 'mixup', 'zeta'\]"):
+        grid_namespace("zeta_mixup", methods="mixup,snapmix")
+    with pytest.raises(ValueError, match="subset"):
+        grid_namespace("zeta_mixup", subset=0)
+    with pytest.raises(TypeError, match="verify"):
+        grid_namespace("zeta_mixup", verify="no")
