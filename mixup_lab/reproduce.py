@@ -221,7 +221,7 @@ def notebook_parameters(args: argparse.Namespace,
              "weights_dir": None if getattr(args, "weights", None) is None else str(args.weights)}
     return every if declared is None else {k: v for k, v in every.items() if k in set(declared)}
 
-# %% ../nbs/22_reproduce.ipynb #58fa6330
+# %% ../nbs/22_reproduce.ipynb #d8ada858
 class GridError(RuntimeError):
     "The cells of a notebook up to its `grid` cell failed."
 
@@ -269,7 +269,7 @@ def grid_table(runs: list) -> dict:
             "methods": list(dict.fromkeys(r.label for r in runs)), "seeds": sorted({r.seed for r in runs}),
             "epochs": sorted({r.epochs for r in runs}), "runs": len(runs), "total_epochs": sum(r.epochs for r in runs)}
 
-# %% ../nbs/22_reproduce.ipynb #1bc8b0f0
+# %% ../nbs/22_reproduce.ipynb #3c4739c2
 CIFAR_SIZES = {"cifar10": (10, 50_000), "cifar100": (100, 50_000)}  # (classes, training images) of the published sets
 FOLDER_SIZES = {"cub200": (200, 5_994), "cars": (196, 8_144), "aircraft": (100, 6_667)}  # when the folder is not here
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".tif", ".tiff", ".webp")
@@ -393,7 +393,7 @@ def check_inputs(args: argparse.Namespace,
         except FileNotFoundError as e: problems.append(str(e).replace("weights_dir=", "--weights DIR (weights_dir=)"))
     return list(dict.fromkeys(problems))
 
-# %% ../nbs/22_reproduce.ipynb #5492c46f
+# %% ../nbs/22_reproduce.ipynb #d092e5a4
 TIMINGS_SCHEMA = 1
 
 def load_timings(path: str | os.PathLike) -> dict:
@@ -513,13 +513,16 @@ def format_plan(rows: list[dict], source: str, timings: dict | None = None, work
     lines = []
     for r in rows:
         grid = " × ".join(f"{len(r[k])} {k} ({', '.join(map(str, r[k]))})" for k in ("datasets", "models", "methods", "seeds"))
-        hours = f"{r['hours']:.2f} device-hours" + (f" (+{r['unknown']} runs not timed)" if r["unknown"] else "")
+        hours = ("device time not estimated" if r["unknown"] == r["runs"] else
+                 f"{r['hours']:.2f} device-hours" + (f" (+{r['unknown']} runs not timed)" if r["unknown"] else ""))
         lines.append(f"{r['notebook']}: {grid}; epochs {'/'.join(map(str, r['epochs']))}; {r['runs']} runs, "
                      f"{r['total_epochs']} epochs, {r['steps']} steps ≈ {hours}")
     total = sum(r["hours"] for r in rows)
     unknown = sum(r["unknown"] for r in rows)
-    lines.append(f"total: {sum(r['runs'] for r in rows)} runs, {sum(r['total_epochs'] for r in rows)} epochs ≈ "
-                 f"{total:.2f} device-hours" + (f" (+{unknown} runs not timed)" if unknown else "")
+    runs = sum(r["runs"] for r in rows)
+    hours = ("device time not estimated" if unknown == runs else
+             f"≈ {total:.2f} device-hours" + (f" (+{unknown} runs not timed)" if unknown else ""))
+    lines.append(f"total: {runs} runs, {sum(r['total_epochs'] for r in rows)} epochs, {hours}"
                  + f"; step times {source}; training steps only (evaluation adds a few %)")
     c = (timings or {}).get("concurrent")
     if c and workers and workers > 1:
@@ -527,7 +530,7 @@ def format_plan(rows: list[dict], source: str, timings: dict | None = None, work
                      f"throughput of one): ≈ {total / c['throughput_ratio']:.2f} wall hours on one GPU")
     return "\n".join(lines)
 
-# %% ../nbs/22_reproduce.ipynb #ead59129
+# %% ../nbs/22_reproduce.ipynb #1a32359b
 class RunProgress:
     "A tqdm bar over the runs of the whole reproduction: a background thread counts the records under OUT/<notebook>/runs/ and shows the runs being trained (their claim files)."
     def __init__(self, grids: dict,  # results folder (OUT/<notebook name>) -> list of Run

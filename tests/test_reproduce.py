@@ -273,3 +273,49 @@ def test_plan_full_scale_with_timings(tmp_path, capsys, fixture_root, no_weights
     assert total > 0
     assert code in (0, 2) and not out.exists()  # 2: a problem listed under the plan (e.g. weights)
     if code == 2: assert "problem(s) a run would stop on" in text.err
+
+
+def test_unknown_method_is_a_problem_found_in_the_grid(tmp_path, capsys):
+    out = tmp_path / "never"
+    code, err = _exit(["--only", "family", "--methods", "erm,nosuchmix", "--out", str(out)], capsys)
+    assert code == 2 and "family.ipynb: the cells up to its grid cell failed" in err and "nosuchmix" in err
+    assert not out.exists()
+
+
+EXPERIMENTS = ("zeta_mixup", "synermix", "snapmix", "sem", "family")
+
+
+@pytest.mark.slow
+def test_end_to_end_full_scale_on_cpu(tmp_path, capsys, fixture_root, no_weights):
+    "reproduce --scale full on stand-in data in the real formats, the smallest slice, through every experiment and the summary."
+    import torchvision
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    torch.save(torchvision.models.resnet50().state_dict(), weights / "resnet50-0676ba61.pth")  # a local state dict
+    out = tmp_path / "out"
+    tic = time.time()
+    code = main(["--scale", "full", "--data-root", str(fixture_root), "--device", "cpu", "--no-verify", "--epochs", "1",
+                 "--seeds", "0", "--subset", "2", "--weights", str(weights), "--out", str(out),
+                 "--only", ",".join(EXPERIMENTS + ("summary",))])
+    seconds = time.time() - tic
+    text = capsys.readouterr()
+    assert code == 0, text.err[-3000:]
+    assert "--no-verify: the CIFAR md5 sums are not checked" in text.err
+    planned = dict(re.findall(r"^(\w+): .*?; (\d+) runs,", text.out, flags=re.M))
+    assert set(planned) == set(EXPERIMENTS), text.out
+    for name in EXPERIMENTS:
+        records = [json.loads(p.read_text()) for p in (out / name / "runs").glob("*.json")]
+        assert len(records) == int(planned[name]), name
+        assert all(r["status"] == "ok" for r in records), [r["error"] for r in records if r["status"] != "ok"]
+        assert {r["run"]["epochs"] for r in records} == {1} and {r["run"]["seed"] for r in records} == {0}
+        assert all(r["run"]["per_class"] == 2 for r in records if r["run"]["dataset"] != "digits"), name
+        assert list(out.glob(f"{name}_*.csv")), name  # its tables
+        assert (out / "notebooks" / f"{name}.ipynb").exists()
+    figures = sorted(p.name for p in (out / "figures").glob("*.png"))
+    for name in EXPERIMENTS: assert any(f.startswith(name) for f in figures), (name, figures)
+    assert all((out / "figures" / f).stat().st_size > 1000 for f in figures)
+    summary = pd.read_csv(next(out.glob("summary*.csv")))
+    assert len(summary) and {"zeta_mixup", "family"} <= set(summary.iloc[:, 0].astype(str)) | set(summary.get("notebook", []))
+    manifest = json.loads((out / "reproduce.json").read_text())
+    assert [n["name"] for n in manifest["notebooks"]] == list(EXPERIMENTS) + ["summary"]
+    print(f"end-to-end full-scale reproduction on the CPU: {seconds:.0f} s")
