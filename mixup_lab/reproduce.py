@@ -221,7 +221,7 @@ def notebook_parameters(args: argparse.Namespace,
              "weights_dir": None if getattr(args, "weights", None) is None else str(args.weights)}
     return every if declared is None else {k: v for k, v in every.items() if k in set(declared)}
 
-# %% ../nbs/22_reproduce.ipynb #d8ada858
+# %% ../nbs/22_reproduce.ipynb #939ed983
 class GridError(RuntimeError):
     "The cells of a notebook up to its `grid` cell failed."
 
@@ -269,7 +269,7 @@ def grid_table(runs: list) -> dict:
             "methods": list(dict.fromkeys(r.label for r in runs)), "seeds": sorted({r.seed for r in runs}),
             "epochs": sorted({r.epochs for r in runs}), "runs": len(runs), "total_epochs": sum(r.epochs for r in runs)}
 
-# %% ../nbs/22_reproduce.ipynb #3c4739c2
+# %% ../nbs/22_reproduce.ipynb #7ed2a981
 CIFAR_SIZES = {"cifar10": (10, 50_000), "cifar100": (100, 50_000)}  # (classes, training images) of the published sets
 FOLDER_SIZES = {"cub200": (200, 5_994), "cars": (196, 8_144), "aircraft": (100, 6_667)}  # when the folder is not here
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".tif", ".tiff", ".webp")
@@ -383,6 +383,15 @@ def check_inputs(args: argparse.Namespace,
             what = f"--subset {args.subset}" if args.subset is not None else f"per_class={max(per_class)}"
             problems.append(f"{what} is larger than the smallest class of {dataset} ({min(counts)} training images; "
                             f"classes hold {min(counts)}..{max(counts)}): choose at most {min(counts)}")
+    for dataset in sorted(d for d in datasets if not dataset_problems(d, args.data_root, False)):
+        small = {(r.per_class, r.batch_size) for r in runs if r.dataset == dataset and r.per_class
+                 and dict(r.data_kwargs).get("balanced") == "paper"}  # SynerMix's sampler drops the last partial batch
+        for per_class, batch in sorted(small):
+            classes = len(class_counts(dataset, args.data_root, datasets[dataset], False) or [0])
+            if per_class * classes < batch:
+                problems.append(f"{dataset}: {per_class} images per class × {classes} classes = {per_class * classes} "
+                                f"training images, fewer than one batch of {batch}, which the balanced sampler "
+                                f"(balanced='paper') drops: choose --subset >= {-(-batch // classes)}, or --tiny")
     weights = {}
     for r in runs:
         kw = dict(r.model_kwargs)
@@ -393,7 +402,7 @@ def check_inputs(args: argparse.Namespace,
         except FileNotFoundError as e: problems.append(str(e).replace("weights_dir=", "--weights DIR (weights_dir=)"))
     return list(dict.fromkeys(problems))
 
-# %% ../nbs/22_reproduce.ipynb #d092e5a4
+# %% ../nbs/22_reproduce.ipynb #21f8e7d0
 TIMINGS_SCHEMA = 1
 
 def load_timings(path: str | os.PathLike) -> dict:
@@ -530,7 +539,7 @@ def format_plan(rows: list[dict], source: str, timings: dict | None = None, work
                      f"throughput of one): ≈ {total / c['throughput_ratio']:.2f} wall hours on one GPU")
     return "\n".join(lines)
 
-# %% ../nbs/22_reproduce.ipynb #1a32359b
+# %% ../nbs/22_reproduce.ipynb #ab833a06
 class RunProgress:
     "A tqdm bar over the runs of the whole reproduction: a background thread counts the records under OUT/<notebook>/runs/ and shows the runs being trained (their claim files)."
     def __init__(self, grids: dict,  # results folder (OUT/<notebook name>) -> list of Run

@@ -295,7 +295,7 @@ def test_end_to_end_full_scale_on_cpu(tmp_path, capsys, fixture_root, no_weights
     out = tmp_path / "out"
     tic = time.time()
     code = main(["--scale", "full", "--data-root", str(fixture_root), "--device", "cpu", "--no-verify", "--epochs", "1",
-                 "--seeds", "0", "--subset", "2", "--weights", str(weights), "--out", str(out),
+                 "--seeds", "0", "--subset", "2", "--tiny", "--weights", str(weights), "--out", str(out),
                  "--only", ",".join(EXPERIMENTS + ("summary",))])
     seconds = time.time() - tic
     text = capsys.readouterr()
