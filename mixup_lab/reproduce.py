@@ -221,7 +221,7 @@ def notebook_parameters(args: argparse.Namespace,
              "weights_dir": None if getattr(args, "weights", None) is None else str(args.weights)}
     return every if declared is None else {k: v for k, v in every.items() if k in set(declared)}
 
-# %% ../nbs/22_reproduce.ipynb #939ed983
+# %% ../nbs/22_reproduce.ipynb #8ed8a60c
 class GridError(RuntimeError):
     "The cells of a notebook up to its `grid` cell failed."
 
@@ -269,7 +269,7 @@ def grid_table(runs: list) -> dict:
             "methods": list(dict.fromkeys(r.label for r in runs)), "seeds": sorted({r.seed for r in runs}),
             "epochs": sorted({r.epochs for r in runs}), "runs": len(runs), "total_epochs": sum(r.epochs for r in runs)}
 
-# %% ../nbs/22_reproduce.ipynb #7ed2a981
+# %% ../nbs/22_reproduce.ipynb #7c12f87e
 CIFAR_SIZES = {"cifar10": (10, 50_000), "cifar100": (100, 50_000)}  # (classes, training images) of the published sets
 FOLDER_SIZES = {"cub200": (200, 5_994), "cars": (196, 8_144), "aircraft": (100, 6_667)}  # when the folder is not here
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".tif", ".tiff", ".webp")
@@ -402,7 +402,7 @@ def check_inputs(args: argparse.Namespace,
         except FileNotFoundError as e: problems.append(str(e).replace("weights_dir=", "--weights DIR (weights_dir=)"))
     return list(dict.fromkeys(problems))
 
-# %% ../nbs/22_reproduce.ipynb #21f8e7d0
+# %% ../nbs/22_reproduce.ipynb #47cac03b
 TIMINGS_SCHEMA = 1
 
 def load_timings(path: str | os.PathLike) -> dict:
@@ -539,7 +539,7 @@ def format_plan(rows: list[dict], source: str, timings: dict | None = None, work
                      f"throughput of one): ≈ {total / c['throughput_ratio']:.2f} wall hours on one GPU")
     return "\n".join(lines)
 
-# %% ../nbs/22_reproduce.ipynb #ab833a06
+# %% ../nbs/22_reproduce.ipynb #e42fc22a
 class RunProgress:
     "A tqdm bar over the runs of the whole reproduction: a background thread counts the records under OUT/<notebook>/runs/ and shows the runs being trained (their claim files)."
     def __init__(self, grids: dict,  # results folder (OUT/<notebook name>) -> list of Run
