@@ -814,6 +814,10 @@ def _cifar_train(run: Run, data_root, verify: bool, device, augment, cutout, bef
     "CIFAR's training data: a DeviceLoader (uint8 images on the device, augmented in batches) or a torchvision Dataset."
     from torchvision import transforms as T
     from mixup_lab import data
+    if kind == "torch" and not two_views:  # torchvision's single-view pipeline, as data.cifar builds it
+        train = data.cifar(run.dataset, data_root, train=True, augment=augment, cutout=cutout, normalize=normalize,
+                           cutout_before_normalize=before, verify=verify)
+        return train if run.per_class is None else _per_class_subset(train, train.targets, run.per_class, run.seed)
     raw = data.cifar(run.dataset, data_root, train=True, augment=False, normalize=False, verify=verify)  # [0, 1] tensors
     keep = None if run.per_class is None else _per_class_indices(raw.targets, run.per_class, run.seed)
     if kind == "device":
@@ -838,12 +842,8 @@ def _cifar_train(run: Run, data_root, verify: bool, device, augment, cutout, bef
     crop = [T.RandomCrop(32, padding=4), T.RandomHorizontalFlip()] if augment else []
     # on the raw [0, 1] pixels: the crop pads with black, as data.cifar's single-view pipeline does
     steps = T.Compose(crop + (hole + finish if before else finish + hole))
-    if two_views: train = data.TwoViews(raw, steps, clean=T.Compose(finish) if finish else None)
-    else: train = data.cifar(run.dataset, data_root, train=True, augment=augment, cutout=cutout, normalize=normalize,
-                             cutout_before_normalize=before, verify=verify)
-    if keep is None: return train
-    if two_views: return data.TwoViews(_per_class_subset(raw, raw.targets, run.per_class, run.seed), train.augment, train.clean)
-    return _per_class_subset(train, train.targets, run.per_class, run.seed)
+    clean = T.Compose(finish) if finish else None
+    return data.TwoViews(raw if keep is None else _per_class_subset(raw, raw.targets, run.per_class, run.seed), steps, clean)
 
 def build_data(run: Run, data_root: str | os.PathLike | None = None,
                verify: bool = True,  # check the CIFAR files' md5 sums (False: stand-in files; data.cifar warns)

@@ -10,16 +10,5 @@ def generator():
     return torch.Generator().manual_seed(0)
 
 
-def pytest_addoption(parser):
-    parser.addoption("--runslow", action="store_true", default=False, help="also run the tests marked slow")
-
-
 def pytest_configure(config):
-    config.addinivalue_line("markers", "slow: a long end-to-end test (minutes); skipped unless --runslow")
-
-
-def pytest_collection_modifyitems(config, items):
-    if config.getoption("--runslow"): return
-    skip = pytest.mark.skip(reason="slow: run with --runslow")
-    for item in items:
-        if "slow" in item.keywords: item.add_marker(skip)
+    config.addinivalue_line("markers", "slow: a test that takes more than about a minute (deselect with -m 'not slow')")

@@ -462,3 +462,76 @@ def test_records_of_changed_data_are_stale(tmp_path):
     with pytest.warns(UserWarning, match="cannot be read"):
         assert len(run_grid([run], tmp_path / "out", functools.partial(train_run, data_root=tmp_path / "nowhere"),
                             progress=False)) == 1
+
+
+# ---------------------------------------------------------------- CIFAR on the DeviceLoader (issue 9)
+def _stand_in_cifar(root):
+    import warnings
+    from mixup_lab.data import write_cifar
+    write_cifar(root, "cifar10", per_class=6, test_per_class=2)
+    warnings.filterwarnings("ignore", message="cifar\\(verify=False\\)")
+
+
+SYNERMIX_RUN = dict(dataset="cifar10", model="small_cnn", model_kwargs={"width": 4}, per_class=4, epochs=3, batch_size=8,
+                    lr=0.05, data_kwargs={"two_views": True, "balanced": "paper", "cutout": True,
+                                          "cutout_before_normalize": True, "normalize": "imagenet"})
+
+
+def test_device_loader_run_resumes_bit_identically(tmp_path, monkeypatch):
+    "A SynerMix run on the DeviceLoader (two views, the paper's sampler, Cutout), killed mid-epoch and resumed: the same weights and history."
+    from mixup_lab import models
+    from mixup_lab.loader import DeviceLoader
+    from _models import kill_after
+    _stand_in_cifar(tmp_path / "data")
+    run = Run("synermix", {"beta": 0.1, "inter": "mixup", "alpha": 1.0}, **SYNERMIX_RUN)
+    opts = dict(data_root=tmp_path / "data", device="cpu", verify=False)
+    assert isinstance(build_data(run, opts["data_root"], verify=False, device="cpu")["train"], DeviceLoader)
+    straight = train_run(run, **opts, model_dir=tmp_path / "straight")
+    get_model = models.get_model
+    monkeypatch.setattr(models, "get_model", lambda *a, **k: kill_after(get_model(*a, **k), 7))  # dies in epoch 2
+    with pytest.raises(RuntimeError, match="killed"):
+        train_run(run, **opts, checkpoint_dir=tmp_path / "ckpt")
+    assert torch.load(tmp_path / "ckpt" / f"{run.run_id}.pt", weights_only=False)["epoch"] >= 1
+    monkeypatch.setattr(models, "get_model", get_model)
+    torch.manual_seed(123)  # the global RNG scrambled: the loader's generator and the sampler's come from the checkpoint
+    resumed = train_run(run, **opts, checkpoint_dir=tmp_path / "ckpt", model_dir=tmp_path / "resumed")
+    a = torch.load(tmp_path / "straight" / f"{run.run_id}.pt")
+    b = torch.load(tmp_path / "resumed" / f"{run.run_id}.pt")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    pd.testing.assert_frame_equal(straight["history"].drop(columns="time"), resumed["history"].drop(columns="time"))
+    assert straight["data"] == resumed["data"] and straight["data"]["train_size"] == 40
+    assert not (tmp_path / "ckpt" / f"{run.run_id}.pt").exists()  # the record replaces the checkpoint
+
+
+def test_device_and_torch_loaders_train_on_the_same_data(tmp_path):
+    _stand_in_cifar(tmp_path / "data")
+    spec = dict(SYNERMIX_RUN, epochs=1, data_kwargs={})
+    dev = train_run(Run("erm", **spec), tmp_path / "data", device="cpu", verify=False)
+    tv = train_run(Run("erm", **dict(spec, data_kwargs={"loader": "torch"})), tmp_path / "data", device="cpu", verify=False)
+    assert dev["data"] == tv["data"] and dev["env"]["num_workers"] == 0
+    with pytest.raises(ValueError, match="loader must be one of"):
+        train_run(Run("erm", **dict(spec, data_kwargs={"loader": "pil"})), tmp_path / "data", device="cpu", verify=False)
+
+
+def test_weights_dir_reaches_the_pretrained_model(tmp_path, monkeypatch):
+    "train_run(weights_dir=...) gives the pretrained torchvision ResNet its ImageNet weights file; without it, an error before training."
+    import torchvision
+    from mixup_lab.models import pretrained_weights_url
+    _stand_in_cifar(tmp_path / "data")
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # an empty hub cache
+    monkeypatch.delenv("MIXUP_LAB_WEIGHTS", raising=False)
+    run = Run("erm", dataset="cifar10", model="resnet18", model_kwargs={"pretrained": True}, per_class=1, epochs=1,
+              batch_size=10, lr=1e-12, weight_decay=0.0)  # a vanishing step: the trained weights are the loaded ones
+    opts = dict(data_root=tmp_path / "data", device="cpu", verify=False, checkpoint_dir=tmp_path / "ckpt")
+    with pytest.raises(FileNotFoundError, match="resnet18-"):
+        train_run(run, **opts)
+    assert not (tmp_path / "ckpt").exists()  # nothing trained
+    torch.manual_seed(5)
+    reference = torchvision.models.resnet18(num_classes=1000).state_dict()
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    torch.save(reference, weights / pretrained_weights_url("resnet18").rsplit("/", 1)[-1])
+    train_run(run, **opts, weights_dir=weights, model_dir=tmp_path / "models")
+    trained = torch.load(tmp_path / "models" / f"{run.run_id}.pt")
+    assert torch.allclose(trained["conv1.weight"], reference["conv1.weight"], atol=1e-8) and trained["fc.weight"].shape == (10, 512)
+    assert "weights_dir" not in run.run_id and dict(run.model_kwargs) == {"pretrained": True}  # a path is not the run's identity

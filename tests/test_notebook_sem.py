@@ -78,3 +78,19 @@ def test_parameters_shape_the_grid():
         grid_namespace("sem", subset=0)
     with pytest.raises(TypeError, match="verify"):
         grid_namespace("sem", verify=1)
+
+
+@pytest.mark.slow
+def test_sem_notebook_full_scale_tiny_on_stand_in_cifar(tmp_path):
+    "reproduce --scale full --tiny's path: CIFAR-10/100 (stand-in files, verify=False) on the DeviceLoader, corrupted test sets."
+    from mixup_lab.data import write_cifar
+    data = tmp_path / "data"
+    for name in ("cifar10", "cifar100"): write_cifar(data, name, per_class=1, test_per_class=1)
+    out = tmp_path / "runs"
+    run_notebook("sem", tmp_path / "full.ipynb", scale="full", tiny=True, device="cpu", verify=False, data_root=str(data),
+                 out_dir=str(out), seeds=[0], subset=1, methods="mixup,sem(weight=1.0)")
+    summary = pd.read_csv(out / "sem_summary.csv")
+    assert set(summary["method"]) == {"erm", "mixup(alpha=1.0)", "sem(weight=1.0)"}
+    assert set(summary["setting"].str.split(",").str[0]) == {"cifar10", "cifar100"}
+    assert len(list((out / "sem" / "runs").glob("*.json"))) == 2 * 3
+    assert (out / "figures" / "sem_severity.png").stat().st_size > 0

@@ -62,7 +62,7 @@ def test_full_scale_path_on_a_fake_image_folder(tmp_path):
     "scale='full' with tiny=True on a stand-in CUB folder of JPEGs: folder data, torchvision's ResNet-50 (random weights), no download."
     write_image_folder(tmp_path / "data" / "cub200", classes=[f"{k:03d}.bird_{k}" for k in range(3)], per_class=2,
                        size=(70, 80))
-    execute(tmp_path, scale="full", tiny=True, data_root=str(tmp_path / "data"), device="cpu")
+    execute(tmp_path, scale="full", tiny=True, data_root=str(tmp_path / "data"), device="cpu", verify=False)
     summary = pd.read_csv(tmp_path / "snapmix_summary.csv")
     assert set(summary["method"]) == {"erm", "cutmix", "snapmix"}
     assert summary["setting"].str.startswith("folder:cub200, resnet50").all()

@@ -94,3 +94,19 @@ def test_parameters_shape_the_grid():
         grid_namespace("synermix", methods="mixup")
     with pytest.raises(ValueError, match="subset"):
         grid_namespace("synermix", subset=-1)
+
+
+@pytest.mark.slow
+def test_full_scale_tiny_on_stand_in_cifar100(tmp_path):
+    "The full-scale path: stand-in CIFAR-100 (verify=False) on the DeviceLoader with two views, the paper's sampler, Cutout."
+    from mixup_lab.data import write_cifar
+    write_cifar(tmp_path / "data", "cifar100", per_class=2, test_per_class=1)
+    execute(tmp_path, scale="full", tiny=True, device="cpu", verify=False, data_root=str(tmp_path / "data"), seeds=[0],
+            methods="w-RA&ER(M)")
+    acc = pd.read_csv(tmp_path / "synermix_summary.csv")
+    acc = acc[acc["metric"] == "test_acc"]
+    assert set(acc["method"]) == {"wo-RA&ER", "w-RA&ER(M)"} and acc["setting"].str.startswith("cifar100").all()
+    assert set(pd.read_csv(tmp_path / "synermix_beta.csv")["beta"].dropna()) == {0.0, 0.5}
+    assert len(list((tmp_path / "synermix" / "runs").glob("*.json"))) == 4  # 2 settings + the sweep's w-ER(M) and β = 0.5
+    features = pd.read_csv(tmp_path / "synermix_features.csv")
+    assert (features["test_acc"] == features["recorded_acc"]).all()

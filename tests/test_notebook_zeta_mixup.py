@@ -82,3 +82,22 @@ def test_parameters_shape_the_grid():
         grid_namespace("zeta_mixup", subset=0)
     with pytest.raises(TypeError, match="verify"):
         grid_namespace("zeta_mixup", verify="no")
+
+
+@pytest.mark.slow
+def test_full_scale_tiny_on_stand_in_cifar(tmp_path):
+    "The full-scale path (CIFAR-10/100 on the DeviceLoader, CIFAR ResNet-18/50) on stand-in CIFAR files, verify=False."
+    from mixup_lab.data import write_cifar
+    data = tmp_path / "data"
+    for name in ("cifar10", "cifar100"): write_cifar(data, name, per_class=1, test_per_class=1)
+    out = tmp_path / "out"
+    out.mkdir()
+    _run(out, scale="full", tiny=True, device="cpu", verify=False, data_root=str(data), seeds=[0], subset=1,
+         methods="zeta")
+    summary = pd.read_csv(out / "zeta_mixup_summary.csv")
+    assert set(summary["method"]) == {"erm", "zeta(gamma=2.8)"} and (summary["n"] == 1).all()
+    assert set(summary["setting"].str.split(" · ").str[0]) == {"cifar10", "cifar100"}
+    records = _records(out)
+    assert len(records) == 4 * 2 + 1  # 4 contexts x (ERM, ζ-mixup 2.8), and γ = 1 of the sweep
+    for what in FIGURES:
+        assert (out / "figures" / f"zeta_mixup_{what}.png").stat().st_size > 0
