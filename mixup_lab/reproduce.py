@@ -221,7 +221,7 @@ def notebook_parameters(args: argparse.Namespace,
              "weights_dir": None if getattr(args, "weights", None) is None else str(args.weights)}
     return every if declared is None else {k: v for k, v in every.items() if k in set(declared)}
 
-# %% ../nbs/22_reproduce.ipynb #8ed8a60c
+# %% ../nbs/22_reproduce.ipynb #219d9900
 class GridError(RuntimeError):
     "The cells of a notebook up to its `grid` cell failed."
 
@@ -269,7 +269,7 @@ def grid_table(runs: list) -> dict:
             "methods": list(dict.fromkeys(r.label for r in runs)), "seeds": sorted({r.seed for r in runs}),
             "epochs": sorted({r.epochs for r in runs}), "runs": len(runs), "total_epochs": sum(r.epochs for r in runs)}
 
-# %% ../nbs/22_reproduce.ipynb #7c12f87e
+# %% ../nbs/22_reproduce.ipynb #107e9a87
 CIFAR_SIZES = {"cifar10": (10, 50_000), "cifar100": (100, 50_000)}  # (classes, training images) of the published sets
 FOLDER_SIZES = {"cub200": (200, 5_994), "cars": (196, 8_144), "aircraft": (100, 6_667)}  # when the folder is not here
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".tif", ".tiff", ".webp")
@@ -368,13 +368,16 @@ def check_inputs(args: argparse.Namespace,
             what = "--device cuda" if args.device == "cuda" else "--scale full trains on a GPU"
             problems.append(f"{what}, but CUDA is not available ({why}); pass --device cpu to train on the CPU on "
                             "purpose (full scale: days)")
-    datasets = {}
+    datasets, seen = {}, {}
     for r in runs: datasets.setdefault(r.dataset, dict(r.data_kwargs))
+    def problems_of(dataset, verify):  # each check once: CIFAR's md5 sums and pickles take seconds
+        if (dataset, verify) not in seen: seen[dataset, verify] = dataset_problems(dataset, args.data_root, verify)
+        return seen[dataset, verify]
     for dataset in datasets:
-        found = dataset_problems(dataset, args.data_root, args.verify)
+        found = problems_of(dataset, args.verify)
         problems += found
         verified = args.verify and not found  # the published files: their class sizes are known
-        if found and not (args.verify and dataset in CIFAR_SIZES and not dataset_problems(dataset, args.data_root, False)):
+        if found and not (args.verify and dataset in CIFAR_SIZES and not problems_of(dataset, False)):
             continue  # cannot count the classes of data that is not there
         per_class = {r.per_class for r in runs if r.dataset == dataset and r.per_class is not None}
         if not per_class: continue
@@ -383,7 +386,7 @@ def check_inputs(args: argparse.Namespace,
             what = f"--subset {args.subset}" if args.subset is not None else f"per_class={max(per_class)}"
             problems.append(f"{what} is larger than the smallest class of {dataset} ({min(counts)} training images; "
                             f"classes hold {min(counts)}..{max(counts)}): choose at most {min(counts)}")
-    for dataset in sorted(d for d in datasets if not dataset_problems(d, args.data_root, False)):
+    for dataset in sorted(d for d in datasets if not problems_of(d, False)):
         small = {(r.per_class, r.batch_size) for r in runs if r.dataset == dataset and r.per_class
                  and dict(r.data_kwargs).get("balanced") == "paper"}  # SynerMix's sampler drops the last partial batch
         for per_class, batch in sorted(small):
@@ -402,7 +405,7 @@ def check_inputs(args: argparse.Namespace,
         except FileNotFoundError as e: problems.append(str(e).replace("weights_dir=", "--weights DIR (weights_dir=)"))
     return list(dict.fromkeys(problems))
 
-# %% ../nbs/22_reproduce.ipynb #47cac03b
+# %% ../nbs/22_reproduce.ipynb #82ddd6d2
 TIMINGS_SCHEMA = 1
 
 def load_timings(path: str | os.PathLike) -> dict:
@@ -539,7 +542,7 @@ def format_plan(rows: list[dict], source: str, timings: dict | None = None, work
                      f"throughput of one): ≈ {total / c['throughput_ratio']:.2f} wall hours on one GPU")
     return "\n".join(lines)
 
-# %% ../nbs/22_reproduce.ipynb #e42fc22a
+# %% ../nbs/22_reproduce.ipynb #83100240
 class RunProgress:
     "A tqdm bar over the runs of the whole reproduction: a background thread counts the records under OUT/<notebook>/runs/ and shows the runs being trained (their claim files)."
     def __init__(self, grids: dict,  # results folder (OUT/<notebook name>) -> list of Run
