@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 SCALE ?= default
 OUT ?= runs/$(SCALE)
 
-.PHONY: setup reproduce reference test export readme bench gpu-check
+.PHONY: setup reproduce reference test test-slow export readme bench gpu-check
 
 setup:  ## create .venv, install mixup_lab editable with its dev extras, register the papermill kernel
 	$(PY) -m venv $(VENV)
@@ -23,7 +23,10 @@ test:  ## package == notebooks, README == index notebook, fast notebook cells, p
 	bash .ci/check_export.sh
 	$(BIN)/python .ci/readme.py --check
 	$(BIN)/nbdev_test --n_workers 2 --do_print
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q -n 2 tests
+
+test-slow:  ## also the slow tests: every experiment notebook at full scale on stand-in data (about 15 minutes)
+	$(BIN)/python -m pytest -q -n 2 --runslow -m slow tests
 
 export:  ## notebooks -> mixup_lab/, then strip notebook noise, then README from nbs/index.ipynb
 	$(BIN)/nbdev_export && $(BIN)/nbdev_clean && $(BIN)/python .ci/readme.py

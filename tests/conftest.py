@@ -10,5 +10,18 @@ def generator():
     return torch.Generator().manual_seed(0)
 
 
+def pytest_addoption(parser):
+    parser.addoption("--runslow", action="store_true", default=False,
+                     help="also run the tests marked slow (each notebook at full scale on stand-in data; `make test-slow`)")
+
+
 def pytest_configure(config):
-    config.addinivalue_line("markers", "slow: a test that takes more than about a minute (deselect with -m 'not slow')")
+    config.addinivalue_line("markers", "slow: a test of several minutes, skipped unless --runslow (or MIXUP_LAB_SLOW=1)")
+
+
+def pytest_collection_modifyitems(config, items):
+    # The default run stays within CI's budget; the end-to-end reproduce test already runs every notebook at full scale.
+    if config.getoption("--runslow") or os.environ.get("MIXUP_LAB_SLOW") == "1": return
+    skip = pytest.mark.skip(reason="slow: run with --runslow or `make test-slow`")
+    for item in items:
+        if "slow" in item.keywords: item.add_marker(skip)

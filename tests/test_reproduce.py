@@ -285,7 +285,6 @@ def test_unknown_method_is_a_problem_found_in_the_grid(tmp_path, capsys):
 EXPERIMENTS = ("zeta_mixup", "synermix", "snapmix", "sem", "family")
 
 
-@pytest.mark.slow
 def test_end_to_end_full_scale_on_cpu(tmp_path, capsys, fixture_root, no_weights):
     "reproduce --scale full on stand-in data in the real formats, the smallest slice, through every experiment and the summary."
     import torchvision
