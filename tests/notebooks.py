@@ -46,3 +46,19 @@ def check_grid_cell(name: str):
     early = "\n".join(c.source for c in code[:grid_cell + 1])
     for call in ("run_grid(", "train_run(", "fit(", "build_data(", "mkdir(", "data.cifar(", "digits(", "train_model("):
         assert call not in early, f"{call} before the grid cell of {name}"
+
+
+def check_needs_data_root(name: str, ns: dict, out_dir: Path):
+    "At full scale without data_root, the cell after the grid stops with a ValueError naming data_root, before writing anything."
+    import pytest
+    code, _, grid_cell = code_cells(name)
+    with pytest.raises(ValueError, match="data_root"):
+        exec(code[grid_cell + 1].source, ns)
+    assert not any(Path(out_dir).iterdir())  # failed before writing anything
+
+
+def stand_in_cifar(root: Path, per_class: int = 1) -> Path:
+    "Stand-in CIFAR-10 and CIFAR-100 under root, in the published on-disk formats (read with verify=False)."
+    from mixup_lab.data import write_cifar
+    for name in ("cifar10", "cifar100"): write_cifar(root, name, per_class=per_class, test_per_class=1)
+    return root

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 pm = pytest.importorskip("papermill")
-from notebooks import check_grid_cell, code_cells, grid_namespace, run_notebook
+from notebooks import check_grid_cell, check_needs_data_root, grid_namespace, run_notebook, stand_in_cifar
 
 from mixup_lab.experiments import SUMMARY_COLUMNS
 
@@ -58,10 +58,7 @@ def test_full_scale_grid_then_data_root_check(tmp_path):
     assert {(r.dataset, r.model, r.epochs, r.per_class) for r in runs} == \
         {(d, "cifar_resnet18", 200, None) for d in ("cifar10", "cifar100")}
     assert {r.label for r in runs} == {"erm", "mixup(alpha=1.0)", "sem(weight=1.0)", "sem(weight=10.0)"}
-    code, _, grid_cell = code_cells("sem")
-    with pytest.raises(ValueError, match="data_root"):
-        exec(code[grid_cell + 1].source, ns)
-    assert not any(tmp_path.iterdir())  # failed before writing anything
+    check_needs_data_root("sem", ns, tmp_path)
 
 
 def test_parameters_shape_the_grid():
@@ -83,9 +80,7 @@ def test_parameters_shape_the_grid():
 @pytest.mark.slow
 def test_sem_notebook_full_scale_tiny_on_stand_in_cifar(tmp_path):
     "reproduce --scale full --tiny's path: CIFAR-10/100 (stand-in files, verify=False) on the DeviceLoader, corrupted test sets."
-    from mixup_lab.data import write_cifar
-    data = tmp_path / "data"
-    for name in ("cifar10", "cifar100"): write_cifar(data, name, per_class=1, test_per_class=1)
+    data = stand_in_cifar(tmp_path / "data")
     out = tmp_path / "runs"
     run_notebook("sem", tmp_path / "full.ipynb", scale="full", tiny=True, device="cpu", verify=False, data_root=str(data),
                  out_dir=str(out), seeds=[0], subset=1, methods="mixup,sem(weight=1.0)")

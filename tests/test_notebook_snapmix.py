@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import papermill as pm
 import pytest
-from notebooks import check_grid_cell, code_cells, grid_namespace, run_notebook
+from notebooks import check_grid_cell, check_needs_data_root, grid_namespace, run_notebook
 
 from mixup_lab.data import write_image_folder
 from mixup_lab.experiments import SUMMARY_COLUMNS
@@ -93,10 +93,7 @@ def test_full_scale_grid_then_data_root_check(tmp_path):
     assert len(runs) == 4 * 3 + 1 and runs[-1] == fig  # ERM, mixup, CutMix, SnapMix x 3 seeds, and the figure model
     assert {(r.dataset, r.model, dict(r.model_kwargs)["pretrained"]) for r in runs} == {("folder:cub200", "resnet50", True)}
     assert (fig.method, fig.seed, fig.epochs, fig.label) == ("erm", 0, 5, "figure model")
-    code, _, grid_cell = code_cells("snapmix")
-    with pytest.raises(ValueError, match="data_root"):
-        exec(code[grid_cell + 1].source, ns)
-    assert not any(tmp_path.iterdir())  # failed before writing anything
+    check_needs_data_root("snapmix", ns, tmp_path)
 
 
 def test_parameters_shape_the_grid():

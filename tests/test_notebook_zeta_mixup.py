@@ -6,7 +6,7 @@ import pytest
 
 pm = pytest.importorskip("papermill")
 import nbformat
-from notebooks import EXPERIMENTS, check_grid_cell, code_cells, grid_namespace, run_notebook
+from notebooks import EXPERIMENTS, check_grid_cell, check_needs_data_root, grid_namespace, run_notebook, stand_in_cifar
 
 from mixup_lab.experiments import SUMMARY_COLUMNS
 from mixup_lab.models import MODELS
@@ -57,10 +57,7 @@ def test_full_scale_grid_then_data_root_check(tmp_path):
     assert all(r.model in MODELS for r in runs)
     assert {(r.epochs, r.batch_size, r.lr, r.weight_decay, r.per_class) for r in runs} == {(200, 128, 0.1, 1e-4, None)}
     assert {r.label for r in ns["main_runs"]} == {"erm", "mixup(alpha=1.0)", "zeta(gamma=2.8)"}
-    code, _, grid_cell = code_cells("zeta_mixup")
-    with pytest.raises(ValueError, match="data_root"):
-        exec(code[grid_cell + 1].source, ns)
-    assert not any(tmp_path.iterdir())  # failed before writing anything
+    check_needs_data_root("zeta_mixup", ns, tmp_path)
 
 
 def test_grid_cell_comes_before_any_training():
@@ -87,9 +84,7 @@ def test_parameters_shape_the_grid():
 @pytest.mark.slow
 def test_full_scale_tiny_on_stand_in_cifar(tmp_path):
     "The full-scale path (CIFAR-10/100 on the DeviceLoader, CIFAR ResNet-18/50) on stand-in CIFAR files, verify=False."
-    from mixup_lab.data import write_cifar
-    data = tmp_path / "data"
-    for name in ("cifar10", "cifar100"): write_cifar(data, name, per_class=1, test_per_class=1)
+    data = stand_in_cifar(tmp_path / "data")
     out = tmp_path / "out"
     out.mkdir()
     _run(out, scale="full", tiny=True, device="cpu", verify=False, data_root=str(data), seeds=[0], subset=1,
