@@ -3,7 +3,6 @@ import json
 from pathlib import Path
 
 import nbformat
-import pandas as pd
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
@@ -130,13 +129,6 @@ def _grid_repo(tmp_path, dataset="cifar10", model="cifar_resnet18", model_kwargs
     return nbs
 
 
-@pytest.fixture
-def no_weights(tmp_path, monkeypatch):
-    "No ImageNet weights anywhere: an empty hub cache, no $MIXUP_LAB_WEIGHTS."
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
-    monkeypatch.delenv("MIXUP_LAB_WEIGHTS", raising=False)
-
-
 def _bad(tmp_path, capsys, nbs, extra, root):
     out = tmp_path / "out"
     code, err = _exit(["--only", "zeta_mixup", "--nbs", str(nbs), "--out", str(out), "--scale", "full",
@@ -249,16 +241,6 @@ TIMINGS = {"schema": 1, "device": "NVIDIA H100", "torch": "2.5", "concurrent": {
                                      ("small_cnn", 8, 0.001), ("small_cnn", 32, 0.002)]]}
 
 
-@pytest.fixture
-def fixture_root(tmp_path):
-    "Stand-in CIFAR-10/100 and CUB folders in their real on-disk formats."
-    root = tmp_path / "data"
-    data.write_cifar(root, "cifar10", per_class=4, test_per_class=2)
-    data.write_cifar(root, "cifar100", per_class=4, test_per_class=1)
-    data.write_image_folder(root / "cub200", classes=3, per_class=4, size=32)
-    return root
-
-
 def test_plan_full_scale_with_timings(tmp_path, capsys, fixture_root, no_weights):
     timings = tmp_path / "timings.json"
     timings.write_text(json.dumps(TIMINGS))
@@ -280,41 +262,3 @@ def test_unknown_method_is_a_problem_found_in_the_grid(tmp_path, capsys):
     code, err = _exit(["--only", "family", "--methods", "erm,nosuchmix", "--out", str(out)], capsys)
     assert code == 2 and "family.ipynb: the cells up to its grid cell failed" in err and "nosuchmix" in err
     assert not out.exists()
-
-
-EXPERIMENTS = ("zeta_mixup", "synermix", "snapmix", "sem", "family")
-
-
-def test_end_to_end_full_scale_on_cpu(tmp_path, capsys, fixture_root, no_weights):
-    "reproduce --scale full on stand-in data in the real formats, the smallest slice, through every experiment and the summary."
-    import torchvision
-    weights = tmp_path / "weights"
-    weights.mkdir()
-    torch.save(torchvision.models.resnet50().state_dict(), weights / "resnet50-0676ba61.pth")  # a local state dict
-    out = tmp_path / "out"
-    tic = time.time()
-    code = main(["--scale", "full", "--data-root", str(fixture_root), "--device", "cpu", "--no-verify", "--epochs", "1",
-                 "--seeds", "0", "--subset", "2", "--tiny", "--weights", str(weights), "--out", str(out),
-                 "--only", ",".join(EXPERIMENTS + ("summary",))])
-    seconds = time.time() - tic
-    text = capsys.readouterr()
-    assert code == 0, text.err[-3000:]
-    assert "--no-verify: the CIFAR md5 sums are not checked" in text.err
-    planned = dict(re.findall(r"^(\w+): .*?; (\d+) runs,", text.out, flags=re.M))
-    assert set(planned) == set(EXPERIMENTS), text.out
-    for name in EXPERIMENTS:
-        records = [json.loads(p.read_text()) for p in (out / name / "runs").glob("*.json")]
-        assert len(records) == int(planned[name]), name
-        assert all(r["status"] == "ok" for r in records), [r["error"] for r in records if r["status"] != "ok"]
-        assert {r["run"]["epochs"] for r in records} == {1} and {r["run"]["seed"] for r in records} == {0}
-        assert all(r["run"]["per_class"] == 2 for r in records if r["run"]["dataset"] != "digits"), name
-        assert list(out.glob(f"{name}_*.csv")), name  # its tables
-        assert (out / "notebooks" / f"{name}.ipynb").exists()
-    figures = sorted(p.name for p in (out / "figures").glob("*.png"))
-    for name in EXPERIMENTS: assert any(f.startswith(name) for f in figures), (name, figures)
-    assert all((out / "figures" / f).stat().st_size > 1000 for f in figures)
-    summary = pd.read_csv(out / "summary.csv")  # our numbers beside the published ones
-    assert set(EXPERIMENTS) <= set(summary["experiment"]) and summary["paper"].notna().any()
-    manifest = json.loads((out / "reproduce.json").read_text())
-    assert [n["name"] for n in manifest["notebooks"]] == list(EXPERIMENTS) + ["summary"]
-    print(f"end-to-end full-scale reproduction on the CPU: {seconds:.0f} s")
