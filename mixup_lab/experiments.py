@@ -21,7 +21,6 @@ import threading
 import time
 import uuid
 import warnings
-from . import data
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Mapping, Sequence
@@ -32,7 +31,7 @@ import torch
 from scipy import stats
 from tqdm import tqdm  # plain text bars: no ipywidgets needed in notebooks
 
-from . import __version__
+from . import __version__, data, models
 from .core import check_bool, check_choice
 from .train import (NonFiniteLossError, _labels_or_none, _owner, _owner_alive, _resolve_workers,
                              _tensor_digest, _umask, atomic_write, resolve_device, remove_stale_temporaries)
@@ -40,9 +39,9 @@ from .train import (NonFiniteLossError, _labels_or_none, _owner, _owner_alive, _
 # %% auto #0
 __all__ = ['RECORD_SCHEMA', 'STATUSES', 'CLAIM_HEARTBEAT', 'CLAIM_STALE', 'FAILURES', 'POLL_SECONDS', 'RESULT_METADATA',
            'SUMMARY_COLUMNS', 'DATASETS', 'CIFAR_OPTIONS', 'LOADERS', 'PRETRAINED_MODELS', 'Run', 'grid',
-           'select_methods', 'record_path', 'DamagedRecordsError', 'StaleRecordsError', 'claim_path', 'claim_is_stale',
-           'run_one', 'run_grid', 'load_results', 'aggregate', 'save_table', 'summary_rows', 'build_data',
-           'dataset_labels', 'data_source', 'data_identity', 'model_options', 'train_run']
+           'split_labels', 'select_methods', 'record_path', 'DamagedRecordsError', 'StaleRecordsError', 'claim_path',
+           'claim_is_stale', 'run_one', 'run_grid', 'load_results', 'aggregate', 'save_table', 'summary_rows',
+           'build_data', 'dataset_labels', 'data_source', 'data_identity', 'model_options', 'train_run']
 
 # %% ../nbs/21_experiments.ipynb #e2e28860
 def _freeze(value):
@@ -164,6 +163,10 @@ def _method_row(m) -> tuple:
     if not 1 <= len(m) <= 3: raise ValueError(f"a method must be a name, (name, kwargs) or (name, kwargs, tag), got {m!r}")
     return m
 
+def split_labels(text: str) -> list[str]:
+    "'erm, mixup(alpha=1.0, x=2)' -> ['erm', 'mixup(alpha=1.0, x=2)']: split at the commas outside a Run label's parentheses."
+    return [m.strip() for m in re.split(r",(?![^(]*\))", text) if m.strip()]
+
 def select_methods(methods,  # None (all), names or labels as a list, or one string "a,b"
                    table: Sequence,  # the notebook's methods: names, (name, kwargs) or (name, kwargs, tag)
                    always: Sequence[str] = ("erm",),  # names or labels kept whatever `methods` says (the baselines)
@@ -171,8 +174,7 @@ def select_methods(methods,  # None (all), names or labels as a list, or one str
                   ) -> list:
     "The rows of `table` named in `methods` (by method name or Run label), always with the baselines; a ValueError listing the known names and labels for unknown ones."
     if methods is None: return list(table)
-    if isinstance(methods, str):  # "a,b": split at the commas outside the parentheses of a label
-        methods = re.split(r",(?![^(]*\))", methods)
+    if isinstance(methods, str): methods = split_labels(methods)  # "a,b"
     elif not isinstance(methods, (list, tuple)):
         raise TypeError(f"{name} must be None, a list of method names or labels, or a string 'a,b', got {methods!r}")
     wanted = [str(m).strip() for m in methods if str(m).strip()]
@@ -952,7 +954,7 @@ def data_identity(run: Run,
 def _device_name(device: torch.device) -> str:
     return f"{device} ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else str(device)
 
-PRETRAINED_MODELS = ("resnet18", "resnet50")  # models.get_model names that load ImageNet weights from a weights_dir
+PRETRAINED_MODELS = tuple(models.TORCHVISION_WEIGHTS)  # models.get_model names that load ImageNet weights from a weights_dir
 
 def model_options(run: Run,
                   weights_dir: str | os.PathLike | None = None,  # where the ImageNet weights lie on this machine

@@ -10,7 +10,6 @@ import contextlib
 import io
 import json
 import os
-import re
 import shutil
 import sys
 import threading
@@ -22,7 +21,7 @@ from typing import Callable, Iterable
 from tqdm import tqdm  # plain text bars: no ipywidgets needed in notebooks
 
 from .executors import EXECUTOR_KINDS, _SPEC_KEYS, make_executor
-from .experiments import Run, claim_path, record_path
+from .experiments import Run, claim_path, model_options, record_path, split_labels
 
 # %% auto #0
 __all__ = ['NOTEBOOKS', 'SCALES', 'DEVICES', 'CIFAR_SIZES', 'FOLDER_SIZES', 'IMAGE_SUFFIXES', 'TIMINGS_SCHEMA', 'CHEAP_MODELS',
@@ -94,7 +93,7 @@ def _int(text: str) -> int:  # range checks come later, with the other problems
 
 def split_methods(text: str) -> list[str]:
     "'erm,mixup(alpha=1.0, x=2)' -> ['erm', 'mixup(alpha=1.0, x=2)']: commas inside parentheses (Run labels) stay."
-    names = [m.strip() for m in re.split(r",(?![^(]*\))", text) if m.strip()]
+    names = split_labels(text)
     if not names: raise argparse.ArgumentTypeError(f"expected comma-separated method names such as erm,mixup; got {text!r}")
     return names
 
@@ -386,6 +385,11 @@ def check_inputs(args: argparse.Namespace,
     def problems_of(dataset, verify):  # each check once: CIFAR's md5 sums and pickles take seconds
         if (dataset, verify) not in seen: seen[dataset, verify] = dataset_problems(dataset, args.data_root, verify)
         return seen[dataset, verify]
+    counted = {}
+    def counts_of(dataset, verified):  # each count once: unverified CIFAR is counted by reading its pickles
+        if (dataset, verified) not in counted:
+            counted[dataset, verified] = class_counts(dataset, args.data_root, datasets[dataset], verified)
+        return counted[dataset, verified]
     for dataset in datasets:
         found = problems_of(dataset, args.verify)
         problems += found
@@ -394,7 +398,7 @@ def check_inputs(args: argparse.Namespace,
             continue  # cannot count the classes of data that is not there
         per_class = {r.per_class for r in runs if r.dataset == dataset and r.per_class is not None}
         if not per_class: continue
-        counts = class_counts(dataset, args.data_root, datasets[dataset], verified)
+        counts = counts_of(dataset, verified)
         if counts and max(per_class) > min(counts):
             what = f"--subset {args.subset}" if args.subset is not None else f"per_class={max(per_class)}"
             problems.append(f"{what} is larger than the smallest class of {dataset} ({min(counts)} training images; "
@@ -403,16 +407,15 @@ def check_inputs(args: argparse.Namespace,
         small = {(r.per_class, r.batch_size) for r in runs if r.dataset == dataset and r.per_class
                  and dict(r.data_kwargs).get("balanced") == "paper"}  # SynerMix's sampler drops the last partial batch
         for per_class, batch in sorted(small):
-            classes = len(class_counts(dataset, args.data_root, datasets[dataset], False) or [0])
+            classes = len(counts_of(dataset, False) or [0])
             if per_class * classes < batch:
                 problems.append(f"{dataset}: {per_class} images per class × {classes} classes = {per_class * classes} "
                                 f"training images, fewer than one batch of {batch}, which the balanced sampler "
                                 f"(balanced='paper') drops: choose --subset >= {-(-batch // classes)}, or --tiny")
     weights = {}
     for r in runs:
-        kw = dict(r.model_kwargs)
-        if kw.get("pretrained") and r.model in models.TORCHVISION_WEIGHTS:
-            weights.setdefault((r.model, str(kw.get("weights_dir") or args.weights or "")), None)
+        if dict(r.model_kwargs).get("pretrained") and r.model in models.TORCHVISION_WEIGHTS:
+            weights.setdefault((r.model, str(model_options(r, args.weights).get("weights_dir") or "")), None)
     for model, folder in weights:
         try: models.pretrained_weights_path(model, folder or None)
         except FileNotFoundError as e: problems.append(str(e).replace("weights_dir=", "--weights DIR (weights_dir=)"))
@@ -696,7 +699,7 @@ def prepare(args: argparse.Namespace) -> tuple[dict, dict, list[str]]:
 def _plan_text(args, grids: dict, measure: bool) -> str:
     import torch
     from mixup_lab.train import resolve_device
-    timings = load_timings(args.timings) if args.timings is not None else None
+    timings = args.timings_data
     device = None
     if measure:
         try: device = resolve_device(args.device)
@@ -724,7 +727,7 @@ def _main(argv, state: dict) -> int:
         for name in NOTEBOOKS: print(f"{name:12s} {args.nbs / NOTEBOOKS[name]}")
         return 0
     try:
-        if args.timings is not None: load_timings(args.timings)
+        args.timings_data = load_timings(args.timings) if args.timings is not None else None  # read once, checked first
     except ValueError as e:
         _say(str(e)); return 2
     params, grids, problems = prepare(args)
