@@ -1,4 +1,5 @@
 "The GPU check's code path on the CPU (--device cpu --tiny), its failure reporting, its timings JSON, and its no-CUDA exit."
+import contextlib
 import io
 import json
 import subprocess
@@ -125,6 +126,15 @@ def test_running_past_the_budget_fails(capsys, tmp_path):
     assert status == 1 and "ran past its budget" in out
     assert "failed: " in out and "time budget" in out
     gpucheck.validate_timings(json.loads((tmp_path / "t.json").read_text()))  # what was measured is still written
+
+
+def test_a_swallowed_alarm_still_fails_the_budget(capsys, tmp_path, monkeypatch):
+    # SIGALRM's exception is only printed when it lands in a gc callback or a __del__: the elapsed time must still count
+    monkeypatch.setattr(gpucheck, "_alarm", lambda seconds: contextlib.nullcontext())
+    status = gpucheck.main(["--device", "cpu", "--tiny", "--no-compile", "--budget", "0.01",
+                            "--timings-out", str(tmp_path / "t.json")])
+    out = capsys.readouterr().out
+    assert status == 1 and "ran past its budget of 0 s" in out and "time budget" in out
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message of a machine without CUDA")
