@@ -151,14 +151,16 @@ def test_a_local_pool_gives_the_records_of_a_serial_run_bit_for_bit(tmp_path):
     assert {threads for *_, threads in serial.values()} == {1}
 
 
-def where_am_i(delay):
-    time.sleep(delay)  # keeps a worker busy so that both workers get a task
+def where_am_i(barrier):
+    barrier.wait(timeout=120)  # holds each worker until all three have a task: none can take two, however slow a start
     return os.getpid(), os.environ.get("CUDA_VISIBLE_DEVICES"), os.environ.get("MIXUP_LAB_WORKER")
 
 
 def test_local_pool_assigns_gpus_round_robin_before_cuda_starts():
-    with local_executor(3, gpus=["0", "1"]) as pool:
-        seen = [f.result() for f in [pool.submit(where_am_i, 0.6) for _ in range(6)]]
+    import multiprocessing
+    with multiprocessing.get_context("spawn").Manager() as manager, local_executor(3, gpus=["0", "1"]) as pool:
+        barrier = manager.Barrier(3)
+        seen = [f.result() for f in [pool.submit(where_am_i, barrier) for _ in range(3)]]
     by_pid = {pid: (gpu, worker) for pid, gpu, worker in seen}
     assert len(by_pid) == 3
     assert sorted(by_pid.values()) == [("0", "0"), ("0", "2"), ("1", "1")]  # worker i on GPU i mod 2: two share GPU 0
