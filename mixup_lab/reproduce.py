@@ -24,7 +24,7 @@ from .executors import EXECUTOR_KINDS, _SPEC_KEYS, make_executor
 from .experiments import Run, claim_path, model_options, record_path, split_labels
 
 # %% auto #0
-__all__ = ['NOTEBOOKS', 'SCALES', 'DEVICES', 'CIFAR_SIZES', 'FOLDER_SIZES', 'IMAGE_SUFFIXES', 'TIMINGS_SCHEMA', 'CHEAP_MODELS',
+__all__ = ['NOTEBOOKS', 'SCALES', 'DEVICES', 'CIFAR_SIZES', 'FOLDER_SIZES', 'IMAGE_SUFFIXES', 'CHEAP_MODELS',
            'find_notebooks_dir', 'add_compare_option', 'split_methods', 'make_parser', 'parse', 'executor_spec',
            'declared_parameters', 'notebook_parameters', 'GridError', 'Grid', 'notebook_grid', 'grid_table',
            'dataset_problems', 'class_counts', 'check_inputs', 'load_timings', 'timed_step', 'run_shape',
@@ -340,14 +340,8 @@ def class_counts(dataset: str, data_root: Path | None, data_kwargs: dict | None 
     if dataset in CIFAR_SIZES:
         classes, size = CIFAR_SIZES[dataset]
         if verify: return [size // classes] * classes  # the md5 sums matched: the published, balanced set
-        import pickle
-        from torchvision import datasets
-        from mixup_lab.data import _CIFAR
-        cls, folder = getattr(datasets, _CIFAR[dataset][0]), data_root / _CIFAR[dataset][2]
-        labels = []
-        for f, _ in cls.train_list:
-            with open(folder / f, "rb") as fh: entry = pickle.load(fh, encoding="latin1")
-            labels += list(entry.get("labels", entry.get("fine_labels", [])))
+        from mixup_lab.data import _CIFAR, _unverified  # torchvision's class without the md5s: reads the labels
+        labels = _unverified(_CIFAR[dataset][0])(str(data_root), train=True).targets
         return np.bincount(labels, minlength=classes).tolist()
     if dataset.startswith("folder:") and (data_root / dataset[len("folder:"):] / "train").is_dir():
         return list(_class_dirs(data_root / dataset[len("folder:"):] / "train").values())
@@ -422,12 +416,13 @@ def check_inputs(args: argparse.Namespace,
     return list(dict.fromkeys(problems))
 
 # %% ../nbs/22_reproduce.ipynb #82ddd6d2
-TIMINGS_SCHEMA = 1
-
 def load_timings(path: str | os.PathLike) -> dict:
-    "Read a timings file (`make gpu-check`'s JSON, schema 1) and check its shape."
+    "Read a timings file (`make gpu-check`'s JSON) and check it against the schema gpu-check writes (`gpucheck.validate_timings`)."
+    from mixup_lab.gpucheck import validate_timings  # imports torch: only when --timings is given
     try: t = json.loads(Path(path).read_text())
     except (OSError, ValueError) as e: raise ValueError(f"--timings {path}: not a readable JSON file ({e})") from e
+    try: return validate_timings(t)
+    except ValueError as e: raise ValueError(f"--timings {path}: {e}") from None
     bad = lambda why: ValueError(f"--timings {path}: {why}; expected {{'schema': 1, 'device': str, 'torch': str, "
                                  "'steps': [{'model', 'image_size', 'batch_size', 'method', 'step_seconds'}], "
                                  "'concurrent': {'workers', 'throughput_ratio'} or null}")
@@ -471,31 +466,22 @@ def run_shape(run, data_root: Path | None) -> dict:
 def measure_step(run, shape: dict, device, batch_size: int | None = None, steps: int = 2) -> float:
     "Seconds of one training step of `run` (forward, the run's objective, backward, SGD step) on `device`, on random inputs of the run's shape, at `batch_size` (default: the run's)."
     import torch
+    from mixup_lab.gpucheck import _sync, _to_device, device_timer, fit_step  # the step gpu-check times, as fit takes it
     from mixup_lab.models import get_model
     from mixup_lab.train import get_objective
     b = batch_size or run.batch_size
     kw = {k: v for k, v in dict(run.model_kwargs).items() if k not in ("pretrained", "weights_dir")}
     gen = torch.Generator().manual_seed(0)
-    model = get_model(run.model, shape["classes"], shape["channels"], **kw).to(device).train()
+    model = _to_device(get_model(run.model, shape["classes"], shape["channels"], **kw), device).train()
     objective = get_objective(run.method, shape["classes"], **dict(run.kwargs))
-    if isinstance(objective, torch.nn.Module): objective.to(device)
     x = torch.rand(b, shape["channels"], shape["image_size"], shape["image_size"], generator=gen).to(device)
     y = torch.randint(shape["classes"], (b,), generator=gen).to(device)
-    inputs = (x, x.clone()) if shape["two_views"] else x
-    params = list(model.parameters()) + (list(objective.parameters()) if isinstance(objective, torch.nn.Module) else [])
-    opt = torch.optim.SGD(params, lr=1e-3, momentum=0.9)
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    def step():
-        opt.zero_grad(set_to_none=True)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-            loss = objective.loss(model, inputs, y)
-        loss.backward()
-        opt.step()
-    step(); sync()  # warm-up: allocations, cuDNN's choice of kernels
-    tic = time.perf_counter()
-    for _ in range(steps): step()
-    sync()
-    return (time.perf_counter() - tic) / steps
+    step = fit_step(model, objective, (x, x.clone()) if shape["two_views"] else x, y, device)
+    step(); _sync(device)  # warm-up: allocations, cuDNN's choice of kernels
+    timing = {}
+    with device_timer(device, timing):
+        for _ in range(steps): step()
+    return timing["seconds"] / steps
 
 CHEAP_MODELS = ("small_cnn", "mlp")  # timed even before a real run; the others only by --plan or on CUDA
 
@@ -507,12 +493,14 @@ def estimate(grids: dict,  # notebook name -> list of Run (or None)
             ) -> list[dict]:  # one row per notebook with a grid
     "Per notebook: the grid, the training steps and the device-hours (from the timings, else measured on `device`)."
     import math
-    cache, rows = {}, []
+    cache, shapes, rows = {}, {}, []
     for name, runs in grids.items():
         if not runs: continue
         steps_total, seconds, unknown = 0, 0.0, 0
         for run in runs:
-            shape = run_shape(run, data_root)
+            where = (run.dataset, run.data_kwargs, run.per_class)  # all run_shape reads: an image folder is walked once
+            if where not in shapes: shapes[where] = run_shape(run, data_root)
+            shape = shapes[where]
             steps = run.epochs * max(1, math.ceil(shape["train_size"] / run.batch_size))
             steps_total += steps
             per_step = None if timings is None else timed_step(timings, run.model, shape["image_size"], run.batch_size,
