@@ -747,7 +747,8 @@ def summary_rows(agg: pd.DataFrame,  # from aggregate
     out = pd.DataFrame({"experiment": experiment, "setting": settings, "method": methods, "metric": metric})
     for c in ("mean", "std", "n", "diff", "diff_lo", "diff_hi", "p_value"):
         out[c] = agg[c] if c in agg.columns else np.nan
-    entries = [_paper_entry(dict(paper or {}).get(label)) for label in agg["label"]]
+    published = dict(paper or {})
+    entries = [_paper_entry(published.get(label)) for label in agg["label"]]
     out["paper"] = pd.Series([e[0] for e in entries], index=agg.index, dtype=object) if paper else np.nan
     out["paper_std"] = [e[1] for e in entries]
     out["paper_note"] = pd.Series([e[2] for e in entries], index=agg.index, dtype=object)
